@@ -1,0 +1,1 @@
+"""Benchmarks of safeloss: `python benchmarks/run.py`, see README.md."""

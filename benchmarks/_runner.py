@@ -1,0 +1,124 @@
+"""Data model of the benchmark runner and step helpers for suites.
+
+Imported by `run.py` (the parent) and by suite modules, so nothing here may
+import keras or a backend at module level: the parent never picks a backend,
+and each child sets `KERAS_BACKEND` before its first keras import.
+"""
+
+import dataclasses
+from typing import Callable
+
+BACKENDS = ("tensorflow", "jax", "torch")
+MODES = ("eager", "compiled")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One table block: every contender timed side by side in one process.
+
+    `contenders[0]` is the baseline that ratios are taken against.
+    """
+
+    suite: str
+    backend: str
+    mode: str
+    params: dict
+    contenders: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A named set of configurations.
+
+    The module defining `SUITE` must also define
+    `build(contender, backend, mode, params) -> step`, run inside the child:
+    `step()` runs one call and returns only once its results are computed.
+    """
+
+    name: str
+    make_configs: Callable[[bool], list]
+
+    def configs(self, quick):
+        return self.make_configs(quick)
+
+
+def configs_for(suite, params, contenders, backends=BACKENDS, modes=MODES):
+    """Configs for every backend x mode, without torch "compiled".
+
+    Compiled means XLA (`tf.function(jit_compile=True)`, `jax.jit`); torch has
+    no XLA path here, so that pair is simply not generated.
+    """
+    return [
+        Config(suite, backend, mode, dict(params), tuple(contenders))
+        for backend in backends
+        for mode in modes
+        if not (backend == "torch" and mode == "compiled")
+    ]
+
+
+def value_and_grad_step(fn, inputs, backend, mode):
+    """A step computing `sum(fn(*inputs))` and its gradient w.r.t. all inputs.
+
+    `inputs` are numpy arrays; they are converted to backend tensors once,
+    here, so conversion is not timed. The tensors are passed as arguments
+    (not closed over) so XLA cannot constant-fold the computation away.
+    """
+    import keras
+
+    xs = [keras.ops.convert_to_tensor(x) for x in inputs]
+    if backend == "tensorflow":
+        return _tf_step(fn, xs, mode)
+    if backend == "jax":
+        return _jax_step(fn, xs, mode)
+    if backend == "torch":
+        return _torch_step(fn, xs, mode)
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+def _tf_step(fn, xs, mode):
+    import tensorflow as tf
+
+    def value_and_grad(*xs):
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            loss = tf.reduce_sum(fn(*xs))
+        return loss, tape.gradient(loss, xs)
+
+    if mode == "compiled":
+        value_and_grad = tf.function(value_and_grad, jit_compile=True)
+
+    def step():
+        value_and_grad(*xs)
+        # Waits for queued device work without copying the gradients to host.
+        tf.test.experimental.sync_devices()
+
+    return step
+
+
+def _jax_step(fn, xs, mode):
+    import jax
+    import jax.numpy as jnp
+
+    value_and_grad = jax.value_and_grad(
+        lambda *xs: jnp.sum(fn(*xs)), argnums=tuple(range(len(xs)))
+    )
+    if mode == "compiled":
+        value_and_grad = jax.jit(value_and_grad)
+    return lambda: jax.block_until_ready(value_and_grad(*xs))
+
+
+def _torch_step(fn, xs, mode):
+    import torch
+
+    if mode != "eager":
+        raise ValueError("torch has eager mode only")
+    xs = [x.requires_grad_() for x in xs]
+
+    def step():
+        loss = fn(*xs).sum()
+        # autograd.grad rather than backward(): nothing accumulates in .grad.
+        torch.autograd.grad(loss, xs)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    return step

@@ -1,0 +1,294 @@
+"""The shared benchmark runner of safeloss; see benchmarks/README.md.
+
+    python benchmarks/run.py [--quick|--full] [--suite NAME ...]
+        [--backend tensorflow jax torch] [--json PATH] [--markdown PATH]
+        [--repeats N] [--time-cap S] [--mem-cap-gib G]
+
+This parent process never imports keras or a backend: each configuration
+runs in child processes that choose their backend, and a small parent keeps
+the children's RSS baseline clean (a child inherits its parent's peak RSS).
+"""
+
+import argparse
+import datetime
+import importlib
+import importlib.metadata
+import json
+import os
+import pkgutil
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+sys.path.insert(0, REPO)
+
+from benchmarks._runner import BACKENDS  # noqa: E402
+
+CHILD = os.path.join(BENCH, "_child.py")
+WARMUP = 3
+REPEATS = {"quick": 15, "full": 30}
+POLL_S = 0.2
+# Every core this process may use goes to the intra-op pool of each child.
+THREADS = len(os.sched_getaffinity(0))
+
+
+def parse_args(argv):
+    total_gib = psutil.virtual_memory().total / 2**30
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="size", action="store_const",
+                      const="quick", help="small sizes, 15 repeats (default)")
+    size.add_argument("--full", dest="size", action="store_const",
+                      const="full", help="full sizes, 30 repeats")
+    p.set_defaults(size="quick")
+    p.add_argument("--suite", nargs="+", metavar="NAME",
+                   help="suites to run (default: all)")
+    p.add_argument("--backend", nargs="+", choices=BACKENDS,
+                   default=list(BACKENDS),
+                   help="backends to run (default: all)")
+    p.add_argument("--json", metavar="PATH", help="write all results here")
+    p.add_argument("--markdown", metavar="PATH", help="write the table here")
+    p.add_argument("--repeats", type=int, metavar="N",
+                   help="timed calls per contender "
+                   "(default: 15 quick, 30 full)")
+    p.add_argument("--time-cap", type=float, default=600.0, metavar="S",
+                   help="wall-time limit of each child process (default 600)")
+    p.add_argument("--mem-cap-gib", type=float,
+                   default=round(0.75 * total_gib, 1), metavar="G",
+                   help="RSS limit of each child process "
+                   "(default: 75%% of total memory, %(default)s)")
+    args = p.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = REPEATS[args.size]
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    return args
+
+
+def discover():
+    """{suite name: (Suite, module name)} for benchmarks/suites/*.py."""
+    suites = {}
+    for info in pkgutil.iter_modules([os.path.join(BENCH, "suites")]):
+        if info.name.startswith("_"):
+            continue
+        module_name = "benchmarks.suites." + info.name
+        suite = importlib.import_module(module_name).SUITE
+        suites[suite.name] = (suite, module_name)
+    return suites
+
+
+def tree_rss(proc):
+    try:
+        return sum(p.memory_info().rss
+                   for p in [proc, *proc.children(recursive=True)])
+    except psutil.NoSuchProcess:  # exited between two reads
+        return 0
+
+
+def watch(proc, time_cap, mem_cap_bytes):
+    """Waits for the child; returns None, or why it has to be killed.
+
+    RLIMIT_AS would be the obvious memory cap, but TensorFlow and JAX reserve
+    far more virtual memory than they use, so RSS is polled instead.
+    """
+    watched = psutil.Process(proc.pid)
+    deadline = time.monotonic() + time_cap
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            return "timeout"
+        if tree_rss(watched) > mem_cap_bytes:
+            return "over memory cap"
+        time.sleep(POLL_S)
+    return None
+
+
+def run_child(spec, time_cap, mem_cap_bytes):
+    """Runs one child; returns (its result, None) or (None, failure status)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        with open(os.path.join(tmp, "log"), "w+") as log:
+            proc = subprocess.Popen(
+                [sys.executable, CHILD, json.dumps(dict(spec, out=out))],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                # Its own process group: a kill takes any helper processes
+                # too, and Ctrl-C reaches only the parent, which kills it.
+                start_new_session=True,
+            )
+            try:
+                status = watch(proc, time_cap, mem_cap_bytes)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            if status:
+                return None, status
+            if proc.returncode != 0 or not os.path.exists(out):
+                log.seek(0)
+                lines = [line.strip() for line in log if line.strip()]
+                last = f": {lines[-1]}" if lines else ""
+                return None, f"error: exit {proc.returncode}{last}"[:160]
+        with open(out) as f:
+            return json.load(f), None
+
+
+def run_config(config, module_name, args):
+    """Measures each contender's memory alone, then times the rest together.
+
+    Memory goes first so that a contender which fails there (an exception, a
+    crash, a cap) is left out of the shared timing process, where a crash or
+    a cap would take the other contenders' timings down with it.
+    """
+    spec = {
+        "module": module_name, "backend": config.backend,
+        "mode": config.mode, "params": config.params,
+        "threads": THREADS, "warmup": WARMUP,
+    }
+    caps = (args.time_cap, args.mem_cap_gib * 2**30)
+    contenders = []
+    for name in config.contenders:
+        # A fresh process each: ru_maxrss only ever grows.
+        memory, status = run_child(
+            dict(spec, task="memory", contenders=[name]), *caps)
+        memory = memory or {"status": status}
+        contenders.append({"name": name, "status": memory["status"],
+                           "memory": memory})
+    timed = [c for c in contenders if c["status"] == "ok"]
+    if timed:
+        timing, status = run_child(
+            dict(spec, task="time", contenders=[c["name"] for c in timed],
+                 repeats=args.repeats), *caps)
+        for c in timed:
+            c.update(timing[c["name"]] if timing else {"status": status})
+    base = contenders[0].get("median_ms")
+    for c in contenders:
+        if base and "median_ms" in c:
+            c["ratio"] = c["median_ms"] / base
+    return {"suite": config.suite, "backend": config.backend,
+            "mode": config.mode, "params": config.params,
+            "contenders": contenders}
+
+
+def markdown_table(results):
+    rows = [
+        "| suite | backend | mode | params | contender | median ms "
+        "| ratio to baseline | peak RSS +MiB |",
+        "|---|---|---|---|---|--:|--:|--:|",
+    ]
+    for r in results:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        for i, c in enumerate(r["contenders"]):
+            median = (f"{c['median_ms']:.2f}" if c["status"] == "ok"
+                      else c["status"])
+            ratio = f"{c['ratio']:.2f}x" if "ratio" in c else "-"
+            if i == 0:
+                ratio += " (baseline)"
+            mem = c["memory"]
+            peak = (f"{mem['peak_rss_mib']:.1f}" if mem["status"] == "ok"
+                    else mem["status"])
+            cells = [r["suite"], r["backend"], r["mode"], params, c["name"],
+                     median, ratio, peak]
+            rows.append("| " + " | ".join(
+                cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def machine_info():
+    with open("/proc/cpuinfo") as f:
+        models = [line.split(":", 1)[1].strip()
+                  for line in f if line.startswith("model name")]
+    dists = importlib.metadata.packages_distributions()
+    packages = {}
+    for name in ("keras", "tensorflow", "jax", "jaxlib", "torch", "numpy"):
+        # The import name maps to e.g. tensorflow-cpu, whichever is installed.
+        versions = [importlib.metadata.version(d) for d in dists.get(name, [])]
+        packages[name] = versions[0] if versions else None
+    return {
+        "cpu_model": models[0] if models else platform.processor(),
+        "cores": os.cpu_count(),
+        "cores_usable": THREADS,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
+def git_commit():
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
+                              capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def caption(report):
+    m, s = report["machine"], report["settings"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    load = report["load_average"]
+    return (
+        f"{report['date']}, {m['cpu_model']}, {m['cores_usable']} cores used, "
+        f"{m['memory_gib']} GiB; Python {m['python']}, {versions}; "
+        f"{s['size']}: median of {s['repeats']} calls after {s['warmup']} "
+        f"warm-up calls; 1-min load average {load['start'][0]:.2f} at start, "
+        f"{load['end'][0]:.2f} at end; "
+        f"commit {report['commit'] or 'unknown'}.\n"
+    )
+
+
+def main(argv=None):
+    # SIGTERM unwinds like Ctrl-C, so run_child's cleanup kills the child.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    args = parse_args(argv)
+    suites = discover()
+    names = args.suite or sorted(suites)
+    unknown = sorted(set(names) - set(suites))
+    if unknown:
+        sys.exit(f"unknown suite(s) {unknown}; available: {sorted(suites)}")
+    configs = [
+        (config, suites[name][1])
+        for name in names
+        for config in suites[name][0].configs(args.size == "quick")
+        if config.backend in args.backend
+    ]
+    report = {
+        "date": datetime.datetime.now().astimezone().isoformat(
+            timespec="seconds"),
+        "machine": machine_info(),
+        "commit": git_commit(),
+        "settings": {
+            "size": args.size, "repeats": args.repeats, "warmup": WARMUP,
+            "threads": THREADS, "time_cap_s": args.time_cap,
+            "mem_cap_gib": args.mem_cap_gib, "argv": sys.argv[1:],
+        },
+        # Other work on the machine skews timings: this shows whether any ran.
+        "load_average": {"start": os.getloadavg()},
+        "results": [],
+    }
+    for i, (config, module_name) in enumerate(configs, 1):
+        print(f"[{i}/{len(configs)}] {config.suite} {config.backend} "
+              f"{config.mode} {config.params}", file=sys.stderr, flush=True)
+        report["results"].append(run_config(config, module_name, args))
+    report["load_average"]["end"] = os.getloadavg()
+
+    table = markdown_table(report["results"]) + "\n" + caption(report)
+    print(table, end="")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

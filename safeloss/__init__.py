@@ -1,0 +1,12 @@
+"""safeloss: numerically safe, drop-in loss functions for Keras 3."""
+
+from safeloss import ops
+from safeloss.distances import paired_distances, pairwise_distances
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ops",
+    "paired_distances",
+    "pairwise_distances",
+]
