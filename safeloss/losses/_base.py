@@ -213,19 +213,18 @@ class SafeLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        with ops.name_scope(self.name):
-            y_pred = ops.convert_to_tensor(y_pred)
-            if not _is_float(y_pred.dtype):
-                raise ValueError(
-                    "`y_pred` must be floating-point, received dtype="
-                    f"{backend.standardize_dtype(y_pred.dtype)}."
-                )
-            y_pred = ops.cast(y_pred, self.dtype)
-            y_true = self._convert_labels(y_true)
-            losses = self.call(y_true, y_pred)
-            return reduce_losses(
-                ops.cast(losses, self.dtype), sample_weight, self.reduction
+        y_pred = ops.convert_to_tensor(y_pred)
+        if not _is_float(y_pred.dtype):
+            raise ValueError(
+                "`y_pred` must be floating-point, received dtype="
+                f"{backend.standardize_dtype(y_pred.dtype)}."
             )
+        y_pred = ops.cast(y_pred, self.dtype)
+        y_true = self._convert_labels(y_true)
+        losses = self.call(y_true, y_pred)
+        return reduce_losses(
+            ops.cast(losses, self.dtype), sample_weight, self.reduction
+        )
 
     def _convert_labels(self, y_true):
         if self.label_kind == "ignored":

@@ -40,6 +40,9 @@ def to_numpy(x):
     """A backend tensor as a NumPy array (bfloat16 via `ml_dtypes`)."""
     if x is None:
         return None
+    if backend.backend() == "tensorflow" and hasattr(x, "numpy"):
+        # keras' conversion fails on 0-d bfloat16 TensorFlow tensors.
+        return np.asarray(x.numpy())
     return keras.ops.convert_to_numpy(x)
 
 
