@@ -69,14 +69,18 @@ def paired_distances(a, b, distance="euclidean"):
         )
     dtype = safe_ops.dtype_name(a)
     work = safe_ops.compute_dtype(dtype)
-    a = ops.cast(a, work)
-    b = ops.cast(ops.cast(b, dtype), work)
+    b = ops.cast(b, dtype)
     if distance == "cosine":
+        # Normalised in the input dtype's terms (zero rows below its tiny).
         similarity = ops.sum(
-            safe_ops.l2_normalize(a) * safe_ops.l2_normalize(b), axis=-1
+            safe_ops.l2_normalize(a, dtype=work)
+            * safe_ops.l2_normalize(b, dtype=work),
+            axis=-1,
         )
         result = 1.0 - safe_ops.clamp(similarity, -1.0, 1.0)
     else:
+        a = ops.cast(a, work)
+        b = ops.cast(b, work)
         # The difference of two finite values can overflow in its own dtype;
         # low precision is already in float32 here, and for float32/64 the
         # difference saturates (its gradient is then 0, never NaN).
@@ -137,44 +141,119 @@ def pairwise_distances(embeddings, distance="euclidean", *, matmul_dtype=None):
             f"{tuple(x.shape)}."
         )
     dtype = safe_ops.dtype_name(x)
-    x = ops.cast(x, safe_ops.compute_dtype(dtype))
-    work = safe_ops.dtype_name(x)
+    work = safe_ops.compute_dtype(dtype)
+    if distance == "cosine":
+        # Normalised in the input dtype's terms: rows below its smallest
+        # normal number are zero rows, as everywhere in safeloss.
+        unit = safe_ops.l2_normalize(x, dtype=work)
+        result = _cosine_matrix(unit, matmul_dtype)
+    else:
+        result = _euclidean_matrix(
+            ops.cast(x, work), distance == "squared_euclidean", dtype, matmul_dtype
+        )
+    return safe_ops.saturating_cast(result, dtype)
+
+
+def _zero_diagonal(matrix):
+    diagonal = ops.eye(ops.shape(matrix)[0], dtype="bool")
+    return ops.where(diagonal, ops.zeros_like(matrix), matrix)
+
+
+def _cosine_matrix(unit, matmul_dtype):
+    similarity = safe_ops.clamp(_gram(unit, matmul_dtype), -1.0, 1.0)
+    return _zero_diagonal(1.0 - similarity)
+
+
+def _euclidean_matrix(x, squared, dtype, matmul_dtype):
+    """Euclidean (or squared) distance matrix with a hand-written gradient.
+
+    Autodiff through the per-pair scaling would multiply the cotangent by
+    ``m_ij`` (up to the dtype's range) before dividing by the row scale, and
+    overflow on its way to a bounded gradient. The gradient is instead
+
+        dL/dx_i = sum_j W_ij (x_i - x_j),  W = (C + C^T) / D  (or 2 (C + C^T)
+        for squared distances),
+
+    evaluated as ``P * (x_i/P * rowsum(W) - W @ (x/P))`` with ``P`` a global
+    scale, so every intermediate is bounded by the gradient itself. Pairs at
+    distance 0 or saturated contribute 0. The backward pass needs only the
+    embeddings and the distances (no batch x batch x dim temporaries).
+    """
+
+    @ops.custom_gradient
+    def distances(embeddings):
+        result = _euclidean_forward(embeddings, squared, dtype, matmul_dtype)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return _euclidean_backward(
+                embeddings, result, upstream, squared, dtype
+            )
+
+        return result, grad
+
+    return distances(x)
+
+
+def _euclidean_forward(x, squared, dtype, matmul_dtype):
     scaled, scale, nonzero = safe_ops.scale_by_max_abs(
         x, -1, safe_ops.tiny(dtype)
     )
     sum_sq = ops.sum(ops.square(scaled), axis=-1, keepdims=True)
-    if distance == "cosine":
-        sum_sq = ops.where(nonzero, sum_sq, ops.ones_like(sum_sq))
-        unit = ops.where(nonzero, scaled / ops.sqrt(sum_sq), ops.zeros_like(x))
-        similarity = safe_ops.clamp(_gram(unit, matmul_dtype), -1.0, 1.0)
-        result = 1.0 - similarity
+    # `scale` is 1 for zero rows; their true scale, 0, is what m_ij needs.
+    row_scale = ops.where(nonzero, scale, ops.zeros_like(scale))
+    col_scale = ops.transpose(row_scale)
+    pair_scale = ops.where(row_scale >= col_scale, row_scale, col_scale)
+    pair_scale = ops.where(pair_scale > 0, pair_scale, ops.ones_like(pair_scale))
+    row_ratio = row_scale / pair_scale
+    col_ratio = col_scale / pair_scale
+    scaled_sq = (
+        ops.square(row_ratio) * sum_sq
+        + ops.square(col_ratio) * ops.transpose(sum_sq)
+        - 2.0 * row_ratio * col_ratio * _gram(scaled, matmul_dtype)
+    )
+    scaled_sq = ops.where(scaled_sq > 0, scaled_sq, ops.zeros_like(scaled_sq))
+    if squared:
+        result = safe_ops.saturating_multiply(
+            pair_scale,
+            safe_ops.saturating_multiply(pair_scale, scaled_sq, dtype),
+            dtype,
+        )
     else:
-        # `scale` is 1 for zero rows; their true scale, 0, is what m_ij needs.
-        row_scale = ops.where(nonzero, scale, ops.zeros_like(scale))
-        col_scale = ops.transpose(row_scale)
-        pair_scale = ops.where(row_scale >= col_scale, row_scale, col_scale)
-        pair_scale = ops.where(
-            pair_scale > 0, pair_scale, ops.ones_like(pair_scale)
+        result = safe_ops.saturating_multiply(
+            pair_scale, safe_ops.safe_sqrt(scaled_sq), dtype
         )
-        row_ratio = row_scale / pair_scale
-        col_ratio = col_scale / pair_scale
-        scaled_sq = (
-            ops.square(row_ratio) * sum_sq
-            + ops.square(col_ratio) * ops.transpose(sum_sq)
-            - 2.0 * row_ratio * col_ratio * _gram(scaled, matmul_dtype)
+    return _zero_diagonal(result)
+
+
+def _euclidean_backward(x, result, upstream, squared, dtype):
+    upstream = ops.cast(upstream, x.dtype)
+    symmetric = upstream + ops.transpose(upstream)
+    live = ops.logical_and(result > 0, result < safe_ops.largest(dtype))
+    if squared:
+        weights = 2.0 * symmetric
+    else:
+        weights = safe_ops.safe_divide(
+            symmetric, ops.where(live, result, ops.ones_like(result))
         )
-        scaled_sq = ops.where(scaled_sq > 0, scaled_sq, ops.zeros_like(scaled_sq))
-        if distance == "euclidean":
-            result = safe_ops.saturating_multiply(
-                pair_scale, safe_ops.safe_sqrt(scaled_sq), dtype
-            )
-        else:
-            result = safe_ops.saturating_multiply(
-                pair_scale, safe_ops.saturating_multiply(pair_scale, scaled_sq, dtype), dtype
-            )
-    diagonal = ops.eye(ops.shape(x)[0], dtype="bool")
-    result = ops.where(diagonal, ops.zeros_like(result), result)
-    return safe_ops.saturating_cast(ops.cast(result, work), dtype)
+    weights = ops.where(live, weights, ops.zeros_like(weights))
+    # Both factors are brought into [-4, 4] by global scales, so the row sums
+    # and the product cannot overflow; the scales are applied last, saturating.
+    tiny = safe_ops.tiny(dtype)
+    unit_weights, weight_scale, _ = safe_ops.scale_by_max_abs(
+        ops.reshape(weights, (1, -1)), -1, tiny
+    )
+    unit_weights = ops.reshape(unit_weights, ops.shape(weights))
+    unit_x, x_scale, _ = safe_ops.scale_by_max_abs(ops.reshape(x, (1, -1)), -1, tiny)
+    unit_x = ops.reshape(unit_x, ops.shape(x))
+    inner = unit_x * ops.sum(unit_weights, axis=-1, keepdims=True) - ops.einsum(
+        "ij,jd->id", unit_weights, unit_x
+    )
+    work = safe_ops.dtype_name(x)
+    return safe_ops.saturating_cast(
+        safe_ops.saturating_cast(inner * weight_scale, work) * x_scale, work
+    )
 
 
 def _gram(x, matmul_dtype):

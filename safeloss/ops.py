@@ -277,17 +277,20 @@ def safe_norm(x, axis=-1, keepdims=False):
     `axis`, as BLAS `nrm2` does; 0 for vectors whose entries are all below
     tiny.
 
-    Guard: scaling by the largest magnitude keeps every square in ``[0, 1]``,
+    Guard: scaling by the largest magnitude keeps every square in ``[0, 16]``,
     so no square overflows (the textbook form is inf above about 1.8e19 in
     float32 and 256 in float16) and the largest does not underflow (the
-    textbook form loses the gradient below about 1e-19 in float32). `s` is
-    under `stop_gradient`: the norm does not depend on it, so its exact
-    derivative is 0. A zero vector takes the `where` branch with ``s = 1``.
-    Norms above the dtype's range (only possible within ``sqrt(n)`` of the
-    largest value) saturate at max.
+    textbook form loses the gradient below about 1e-19 in float32). A zero
+    vector takes the `where` branch with ``s = 1``. Norms above the dtype's
+    range (only possible within ``sqrt(n)`` of the largest value) saturate
+    at max.
 
     Gradient: ``x / ||x||``, at most 1 in magnitude for every input; 0 at the
-    zero vector (a subgradient).
+    zero vector (a subgradient) and where the norm saturates. It is written
+    by hand (`keras.ops.custom_gradient`) and multiplied into the cotangent
+    directly: autodiff through the scaling multiplies the cotangent by ``s``
+    first, which overflows for large cotangents (the gradient of a squared
+    norm near the dtype's limit) although the result is finite.
 
     Args:
         x: a floating-point tensor.
@@ -298,16 +301,33 @@ def safe_norm(x, axis=-1, keepdims=False):
         A tensor of the input's dtype without `axis` (or with length 1 there).
     """
     x, dtype = _to_compute(x)
-    scaled, scale, nonzero = scale_by_max_abs(x, axis, tiny(dtype))
-    sum_sq = _unit_sum_of_squares(scaled, nonzero, axis)
-    norm = saturating_multiply(scale, ops.sqrt(sum_sq), dtype)
-    norm = ops.where(nonzero, norm, ops.zeros_like(norm))
+
+    @ops.custom_gradient
+    def norm_keepdims(v):
+        scaled, scale, nonzero = scale_by_max_abs(v, axis, tiny(dtype))
+        root = ops.sqrt(_unit_sum_of_squares(scaled, nonzero, axis))
+        norm = saturating_multiply(scale, root, dtype)
+        norm = ops.where(nonzero, norm, ops.zeros_like(norm))
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            # x / ||x|| from the scaled copy: bounded by 1, and multiplied
+            # into the cotangent directly (autodiff would multiply it by s
+            # first, which overflows for large cotangents).
+            moving = ops.logical_and(nonzero, norm < largest(dtype))
+            unit = ops.where(moving, scaled / root, ops.zeros_like(scaled))
+            return ops.cast(upstream, v.dtype) * unit
+
+        return norm, grad
+
+    norm = norm_keepdims(x)
     if not keepdims:
         norm = ops.squeeze(norm, axis=axis)
     return saturating_cast(norm, dtype)
 
 
-def l2_normalize(x, axis=-1):
+def l2_normalize(x, axis=-1, dtype=None):
     """``x / ||x||`` along `axis`; the zero vector maps to the zero vector.
 
     Math: each entry divided by `safe_norm`; vectors whose entries are all
@@ -324,15 +344,18 @@ def l2_normalize(x, axis=-1):
     Args:
         x: a floating-point tensor.
         axis: the axis along which to normalise.
+        dtype: the output dtype; defaults to the input's. Pass the compute
+            dtype (``compute_dtype(x.dtype)``) to keep float32 precision for
+            low-precision inputs; the zero threshold stays the input's.
 
     Returns:
-        A tensor of the same shape and dtype.
+        A tensor of the same shape, in `dtype`.
     """
-    x, dtype = _to_compute(x)
-    scaled, _, nonzero = scale_by_max_abs(x, axis, tiny(dtype))
+    x, input_dtype = _to_compute(x)
+    scaled, _, nonzero = scale_by_max_abs(x, axis, tiny(input_dtype))
     sum_sq = _unit_sum_of_squares(scaled, nonzero, axis)
     unit = ops.where(nonzero, scaled / ops.sqrt(sum_sq), ops.zeros_like(x))
-    return ops.cast(unit, dtype)
+    return ops.cast(unit, dtype or input_dtype)
 
 
 def softplus(x):

@@ -95,4 +95,4 @@ def power_of_two_scale(*arrays):
     largest = max(float(np.max(np.abs(as_float64(a)), initial=0.0)) for a in arrays)
     if largest == 0 or not math.isfinite(largest):
         return 1.0
-    return 2.0 ** math.frexp(largest)[1]
+    return 2.0 ** min(math.frexp(largest)[1], 1000)

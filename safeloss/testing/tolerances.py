@@ -88,6 +88,9 @@ def assert_gram_close(squared, reference_squared, norms_squared, dtype,
         + 4 * unit_roundoff(dtype) * reference_squared
         + floor
     )
+    assert np.all(np.isfinite(squared)) and np.all(np.isfinite(bound)), (
+        f"{err_msg} non-finite comparison: {squared!r} against bound {bound!r}"
+    )
     excess = np.abs(squared - reference_squared) - bound
     worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else None
     assert not np.any(excess > 0), (
