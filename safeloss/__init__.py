@@ -10,3 +10,7 @@ __all__ = [
     "paired_distances",
     "pairwise_distances",
 ]
+
+from safeloss.callbacks import NonFiniteGuard  # noqa: E402
+
+__all__ += ["NonFiniteGuard"]
