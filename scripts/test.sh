@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs safeloss with its test dependencies into a fresh virtualenv and
+# runs the test suite once per Keras backend (TensorFlow, JAX, PyTorch).
+# This is the README's test command; .ci/run runs it too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${SAFELOSS_VENV:-.venv-test}"
+python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test,jax,torch]" tensorflow-cpu
+status=0
+for backend in tensorflow jax torch; do
+  echo "=== KERAS_BACKEND=$backend ==="
+  start=$SECONDS
+  KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider || status=1
+  echo "=== $backend took $((SECONDS - start)) s ==="
+done
+exit $status
