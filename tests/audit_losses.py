@@ -41,10 +41,13 @@ def safe_triplet(y_true, y_pred):
 
 
 def safe_contrastive(y_true, y_pred, margin=1.0):
+    squared = paired_distances(y_pred[:, 0], y_pred[:, 1], "squared_euclidean")
     distance = paired_distances(y_pred[:, 0], y_pred[:, 1])
     similar = ops.cast(y_true, distance.dtype)
-    hinge = ops.relu(margin - distance)
-    return similar * ops.square(distance) + (1.0 - similar) * ops.square(hinge)
+    # Distances are non-negative, so the hinge lies in [0, margin]: its
+    # square cannot overflow, and the squared distance saturates.
+    hinge = safe_ops.clamp(margin - distance, 0.0, margin)
+    return similar * squared + (1.0 - similar) * ops.square(hinge)
 
 
 def safe_center_spread(y_true, y_pred):

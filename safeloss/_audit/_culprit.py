@@ -63,6 +63,11 @@ _ALIASES = {
     "squareddifference": "square",
 }
 
+KNOWN_OPS = frozenset(
+    ["sqrt", "exp", "log", "divide", "subtract", "add", "multiply", "power",
+     "square", "sum", "matmul"]
+)
+
 
 def normalise(name):
     """``SqrtGrad``, ``SqrtBackward0``, ``__rtruediv__`` -> (``sqrt``, ``divide``...)."""
@@ -247,15 +252,16 @@ def _jax_event(eqn, bad, gradient, locate):
 
     frames = list(source_info_util.user_frames(eqn.source_info.traceback))
     # The innermost Keras function names the op the user called (the `div`
-    # in the derivative of `ops.sqrt` is reported as sqrt).
-    op = eqn.primitive.name
+    # in the derivative of `ops.sqrt` is reported as sqrt), unless it is a
+    # composite (a whole Keras loss), where the primitive says more.
+    op = normalise(eqn.primitive.name)
     for frame in frames:
         if f"{os.sep}keras{os.sep}" in frame.file_name:
-            op = frame.function_name
+            if normalise(frame.function_name) in KNOWN_OPS:
+                op = normalise(frame.function_name)
             break
-    in_derivative = normalise(op) != normalise(eqn.primitive.name)
     located = locate((f.file_name, f.start_line) for f in reversed(frames))
-    return Event(normalise(op), _kind(bad[0]), gradient or in_derivative, located)
+    return Event(op, _kind(bad[0]), gradient, located)
 
 
 # ---- PyTorch: a function mode forward, autograd node hooks backward ---------
