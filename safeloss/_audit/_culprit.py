@@ -390,9 +390,17 @@ def describe(event):
                 "normalised by its sum, a zero vector by its norm)",
                 "safeloss.ops.safe_divide, safeloss.ops.l2_normalize",
             )
+        if event.gradient:
+            # TensorFlow computes the slope of log as reciprocal(x): the
+            # same op stands for a division and for log at 0.
+            return (
+                "division by 0",
+                "a slope 1/x (of log, or of a division) reached x = 0",
+                "safeloss.ops.safe_divide, safeloss.ops.safe_log",
+            )
         return (
             "division by 0",
-            "a denominator (or, in the gradient, its square) reached 0",
+            "a denominator reached 0",
             "safeloss.ops.safe_divide, safeloss.ops.l2_normalize",
         )
     if op in ("subtract", "add") and result == "NaN":
