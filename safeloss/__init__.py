@@ -14,3 +14,19 @@ __all__ = [
 from safeloss.callbacks import NonFiniteGuard  # noqa: E402
 
 __all__ += ["NonFiniteGuard"]
+
+from safeloss.losses._mined_triplet import (  # noqa: E402
+    TripletHardLoss,
+    TripletSemiHardLoss,
+    batch_all_triplet_loss,
+    batch_hard_triplet_loss,
+    semi_hard_triplet_loss,
+)
+
+__all__ += [
+    "TripletHardLoss",
+    "TripletSemiHardLoss",
+    "batch_all_triplet_loss",
+    "batch_hard_triplet_loss",
+    "semi_hard_triplet_loss",
+]
