@@ -37,3 +37,11 @@ def binary_targets(batch, rng):
 
 # Entries are added by the modules that define the losses.
 LOSS_EXAMPLES = {}
+
+# Issue 5: mined triplet losses with TensorFlow Addons' names.
+LOSS_EXAMPLES["TripletSemiHardLoss"] = LossExample(
+    {"margin": 0.5, "distance_metric": "squared-L2"}, (3,), class_labels(2)
+)
+LOSS_EXAMPLES["TripletHardLoss"] = LossExample(
+    {"margin": 0.5, "soft": True, "distance_metric": "angular"}, (3,), class_labels(2)
+)
