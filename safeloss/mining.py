@@ -72,6 +72,7 @@ def label_masks(labels, start=0, stop=None):
         column has the anchor's label and is another sample, `negative` where
         the label differs.
     """
+    labels = ops.convert_to_tensor(labels)
     anchors = labels[start:stop]
     same = ops.expand_dims(anchors, 1) == ops.expand_dims(labels, 0)
     rows = ops.expand_dims(ops.arange(ops.shape(anchors)[0], dtype="int32") + start, 1)
@@ -92,7 +93,7 @@ def hardest_columns(rows, positive, negative):
         a positive (or negative) return column 0; callers mask them out with
         ``any(positive, axis=1)`` and ``any(negative, axis=1)``.
     """
-    rows = ops.stop_gradient(rows)
+    rows = ops.stop_gradient(ops.convert_to_tensor(rows))
     big = safe_ops.largest(safe_ops.dtype_name(rows))
     lowest = ops.full_like(rows, -1.0)
     farthest = ops.argmax(ops.where(positive, rows, lowest), axis=1)
@@ -114,7 +115,7 @@ def sorted_negatives(rows, negative):
         elsewhere); `count` (block, 1) int32 the number of negatives. Only the
         first `count` entries of a row are meaningful.
     """
-    rows = ops.stop_gradient(rows)
+    rows = ops.stop_gradient(ops.convert_to_tensor(rows))
     big = safe_ops.largest(safe_ops.dtype_name(rows))
     keys = ops.where(negative, rows, ops.full_like(rows, big))
     order = ops.cast(ops.argsort(keys, axis=1), "int32")
@@ -139,8 +140,8 @@ def count_sorted_below(sorted_keys, count, queries, strict):
     Returns:
         int32 (block, n), in ``[0, count]``.
     """
-    sorted_keys = ops.stop_gradient(sorted_keys)
-    queries = ops.stop_gradient(queries)
+    sorted_keys = ops.stop_gradient(ops.convert_to_tensor(sorted_keys))
+    queries = ops.stop_gradient(ops.convert_to_tensor(queries))
     width = sorted_keys.shape[1]
     steps = 32 if width is None else max(int(width), 1).bit_length()
     last = ops.shape(sorted_keys)[1] - 1
@@ -179,7 +180,7 @@ def semi_hard_negative_columns(rows, positive, negative):
         anchor has a negative (``any(negative, axis=1)``).
     """
     del positive
-    rows = ops.stop_gradient(rows)
+    rows = ops.stop_gradient(ops.convert_to_tensor(rows))
     order, sorted_keys, count = sorted_negatives(rows, negative)
     not_farther = count_sorted_below(sorted_keys, count, rows, strict=False)
     rank = ops.where(not_farther < count, not_farther, count - 1)

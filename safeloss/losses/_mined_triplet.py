@@ -334,8 +334,10 @@ def batch_all_triplet_loss(
         sorted_units = ops.take_along_axis(
             ops.where(negative, units, ops.zeros_like(units)), order, axis=1
         )
+        # cumsum's dtype is explicit: Keras returns float32 for float64 on
+        # PyTorch otherwise.
         prefix = ops.concatenate(
-            [ops.zeros_like(sorted_units[:, :1]), ops.cumsum(sorted_units, axis=1)],
+            [ops.zeros_like(sorted_units[:, :1]), ops.cumsum(sorted_units, axis=1, dtype=safe_ops.dtype_name(units))],
             axis=1,
         )
         thresholds = units + shift
