@@ -38,6 +38,10 @@ def binary_targets(batch, rng):
 # Entries are added by the modules that define the losses.
 LOSS_EXAMPLES = {}
 
+LOSS_EXAMPLES["IdentityLoss"] = LossExample(
+    kwargs={"name": "model_loss"}, y_pred_shape=(1,), make_y_true=no_targets
+)
+
 # Issue 5: mined triplet losses with TensorFlow Addons' names.
 LOSS_EXAMPLES["TripletSemiHardLoss"] = LossExample(
     {"margin": 0.5, "distance_metric": "squared-L2"}, (3,), class_labels(2)
