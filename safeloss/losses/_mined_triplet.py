@@ -140,6 +140,16 @@ def _sum_in_row_units(terms, tiny):
     return scale[:, 0], ops.sum(terms / scale, axis=1)
 
 
+def _cumsum_rows(x):
+    """Cumulative sums along axis 1, keeping the dtype: Keras 3.15's
+    PyTorch `cumsum` returns float32 for float64, whatever `dtype` says."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cumsum(x, dim=1)
+    return ops.cumsum(x, axis=1)
+
+
 def _mined_loss(labels, embeddings, distance, block_size, mine_block):
     """Runs `mine_block` on each block of anchor rows and scales the result.
 
@@ -334,10 +344,8 @@ def batch_all_triplet_loss(
         sorted_units = ops.take_along_axis(
             ops.where(negative, units, ops.zeros_like(units)), order, axis=1
         )
-        # cumsum's dtype is explicit: Keras returns float32 for float64 on
-        # PyTorch otherwise.
         prefix = ops.concatenate(
-            [ops.zeros_like(sorted_units[:, :1]), ops.cumsum(sorted_units, axis=1, dtype=safe_ops.dtype_name(units))],
+            [ops.zeros_like(sorted_units[:, :1]), _cumsum_rows(sorted_units)],
             axis=1,
         )
         thresholds = units + shift
