@@ -19,3 +19,19 @@ from safeloss._lookup import get  # noqa: E402
 from safeloss.losses._identity import IdentityLoss, identity_loss  # noqa: E402
 
 __all__ += ["IdentityLoss", "get", "identity_loss"]
+
+from safeloss.losses._mined_triplet import (  # noqa: E402
+    TripletHardLoss,
+    TripletSemiHardLoss,
+    batch_all_triplet_loss,
+    batch_hard_triplet_loss,
+    semi_hard_triplet_loss,
+)
+
+__all__ += [
+    "TripletHardLoss",
+    "TripletSemiHardLoss",
+    "batch_all_triplet_loss",
+    "batch_hard_triplet_loss",
+    "semi_hard_triplet_loss",
+]

@@ -41,3 +41,11 @@ LOSS_EXAMPLES = {}
 LOSS_EXAMPLES["IdentityLoss"] = LossExample(
     kwargs={"name": "model_loss"}, y_pred_shape=(1,), make_y_true=no_targets
 )
+
+# Issue 5: mined triplet losses with TensorFlow Addons' names.
+LOSS_EXAMPLES["TripletSemiHardLoss"] = LossExample(
+    {"margin": 0.5, "distance_metric": "squared-L2"}, (3,), class_labels(2)
+)
+LOSS_EXAMPLES["TripletHardLoss"] = LossExample(
+    {"margin": 0.5, "soft": True, "distance_metric": "angular"}, (3,), class_labels(2)
+)

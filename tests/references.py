@@ -96,3 +96,54 @@ def power_of_two_scale(*arrays):
     if largest == 0 or not math.isfinite(largest):
         return 1.0
     return 2.0 ** min(math.frexp(largest)[1], 1000)
+
+
+# Mined triplet losses (issue 5), from the definitions in
+# safeloss/losses/_mined_triplet.py, by explicit loops over triplets.
+
+
+def _triplet_term(difference, margin, soft):
+    x = difference + margin
+    return float(np.logaddexp(0.0, x)) if soft else max(x, 0.0)
+
+
+def mined_triplet_sums(distances, labels, mining, margin=1.0, soft=False, average="valid"):
+    """Per-anchor sums of triplet terms and the batch's count of valid terms.
+
+    `distances` is a float64 (batch, batch) matrix; ties follow the
+    definitions (semi-hard: strictly farther than the positive).
+    """
+    d = as_float64(distances)
+    labels = np.asarray(labels).reshape(-1)
+    n = len(labels)
+    sums, count = np.zeros(n), 0
+    for a in range(n):
+        positives = [j for j in range(n) if j != a and labels[j] == labels[a]]
+        negatives = [j for j in range(n) if labels[j] != labels[a]]
+        if not positives or not negatives:
+            continue
+        if mining == "batch_hard":
+            hardest_p = max(d[a, p] for p in positives)
+            hardest_n = min(d[a, k] for k in negatives)
+            sums[a] = _triplet_term(hardest_p - hardest_n, margin, soft)
+            count += 1
+        elif mining == "semi_hard":
+            for p in positives:
+                farther = [d[a, k] for k in negatives if d[a, k] > d[a, p]]
+                chosen = min(farther) if farther else max(d[a, k] for k in negatives)
+                sums[a] += _triplet_term(d[a, p] - chosen, margin, soft)
+                count += 1
+        else:
+            for p in positives:
+                for k in negatives:
+                    term = _triplet_term(d[a, p] - d[a, k], margin, soft)
+                    sums[a] += term
+                    count += 1 if average == "valid" or term > 0 else 0
+    return sums, count
+
+
+def mined_triplet_loss(distances, labels, mining, **kwargs):
+    """Per-anchor values ``batch * sum_a / max(count, 1)``: their mean is
+    the loss."""
+    sums, count = mined_triplet_sums(distances, labels, mining, **kwargs)
+    return len(sums) * sums / max(count, 1)

@@ -3,3 +3,21 @@
 from safeloss.losses._base import SafeLoss, reduce_losses
 
 __all__ = ["SafeLoss", "reduce_losses"]
+
+from safeloss.losses._mined_triplet import (  # noqa: E402
+    MINED_TRIPLET_LOSSES,
+    TripletHardLoss,
+    TripletSemiHardLoss,
+    batch_all_triplet_loss,
+    batch_hard_triplet_loss,
+    semi_hard_triplet_loss,
+)
+
+__all__ += [
+    "MINED_TRIPLET_LOSSES",
+    "TripletHardLoss",
+    "TripletSemiHardLoss",
+    "batch_all_triplet_loss",
+    "batch_hard_triplet_loss",
+    "semi_hard_triplet_loss",
+]

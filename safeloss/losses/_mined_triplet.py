@@ -1,0 +1,468 @@
+"""Triplet losses that mine their triplets in the batch: batch-all,
+batch-hard and semi-hard.
+
+The model outputs one embedding per sample, ``y_pred`` (batch, dim), and
+``y_true`` holds integer class labels (batch,) or (batch, 1). For anchor a,
+a positive p is another sample with a's label and a negative n a sample with
+another label; ``d`` is the distance (`safeloss.pairwise_distances`) and
+``m`` the margin. A triplet's loss is ``[d_ap - d_an + m]_+`` (hinge) or
+``softplus(d_ap - d_an + m)`` (``soft=True``).
+
+* batch-all: every valid triplet (a, p, n); the loss is the mean over valid
+  triplets (``average="valid"``) or over triplets with a non-zero loss
+  (``average="positive"``, as in Hermans et al.'s "BA+" variant).
+* batch-hard: per anchor, its farthest positive and nearest negative; mean
+  over anchors that have both (Hermans et al., 2017).
+* semi-hard: per anchor-positive pair, the nearest negative farther than the
+  positive, or the farthest negative where there is none; mean over pairs
+  whose anchor has a negative (Schroff et al., 2015; TensorFlow Addons).
+
+Every function returns one value per anchor, scaled so that their mean over
+the batch (Keras' ``sum_over_batch_size``) is the loss above: anchor a gets
+``batch * (sum of its terms) / (number of valid terms in the batch)``.
+`sample_weight` therefore weights anchors: the weighted mean is
+``sum_a w_a S_a / count``, with ``count`` the batch's number of valid terms.
+Where nothing is valid (one class, all labels distinct, a batch of one) the
+loss is 0 with a zero, finite gradient.
+
+Memory is O(batch**2): mining runs under `stop_gradient` on blocks of anchor
+rows (`safeloss.mining`), and gradients reach the embeddings only through
+the distances the mining picked, gathered from the distance matrix, whose
+backward pass needs only the embeddings and the distances.
+
+References:
+    Schroff, Kalenichenko, Philbin. FaceNet: A Unified Embedding for Face
+    Recognition and Clustering. CVPR 2015. arXiv:1503.03832.
+    Hermans, Beyer, Leibe. In Defense of the Triplet Loss for Person
+    Re-Identification. 2017. arXiv:1703.07737.
+"""
+
+import keras
+from keras import ops
+
+from safeloss import mining
+from safeloss import ops as safe_ops
+from safeloss.distances import check_distance, pairwise_distances
+from safeloss.losses._base import SafeLoss, integer_labels
+
+__all__ = [
+    "AVERAGES",
+    "MINED_TRIPLET_LOSSES",
+    "TFA_DISTANCE_METRICS",
+    "TripletHardLoss",
+    "TripletSemiHardLoss",
+    "batch_all_triplet_loss",
+    "batch_hard_triplet_loss",
+    "semi_hard_triplet_loss",
+]
+
+AVERAGES = ("valid", "positive")
+
+# TensorFlow Addons' names for safeloss' distances. TFA's "angular" is
+# 1 - cosine similarity, safeloss' "cosine".
+TFA_DISTANCE_METRICS = {
+    "L2": "euclidean",
+    "squared-L2": "squared_euclidean",
+    "angular": "cosine",
+}
+
+
+def _check_inputs(labels, embeddings):
+    labels = integer_labels(labels, "labels")
+    embeddings = ops.convert_to_tensor(embeddings)
+    dtype = safe_ops.dtype_name(embeddings)
+    if not dtype.startswith(("float", "bfloat")):
+        raise ValueError(
+            "`embeddings` must be a floating-point tensor, received "
+            f"dtype={dtype}."
+        )
+    if len(embeddings.shape) != 2:
+        raise ValueError(
+            "`embeddings` must have rank 2 (batch, dim), received shape "
+            f"{tuple(embeddings.shape)}."
+        )
+    label_shape = tuple(labels.shape)
+    if len(label_shape) == 2 and label_shape[1] == 1:
+        labels = ops.squeeze(labels, axis=1)
+    elif len(label_shape) != 1:
+        raise ValueError(
+            "`labels` must have shape (batch,) or (batch, 1), received shape "
+            f"{label_shape}."
+        )
+    batch, label_batch = embeddings.shape[0], labels.shape[0]
+    if batch is not None and label_batch is not None and batch != label_batch:
+        raise ValueError(
+            f"`labels` must have one label per embedding: expected {batch} "
+            f"labels, received shape {label_shape}."
+        )
+    return labels, embeddings
+
+
+def _check_margin(margin):
+    try:
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise ValueError(f"`margin` must be a number, received {margin!r}.") from None
+    if margin != margin or margin in (float("inf"), float("-inf")):
+        raise ValueError(f"`margin` must be finite, received {margin!r}.")
+    return margin
+
+
+def _row_scale(values, tiny, floor=0.0):
+    """A per-row positive scale under `stop_gradient`: the larger of the
+    row's largest entry and `floor`, or 1 where that is below tiny."""
+    scale = ops.stop_gradient(ops.max(values, axis=1, keepdims=True))
+    scale = ops.where(scale >= floor, scale, ops.full_like(scale, floor))
+    return ops.where(scale >= tiny, scale, ops.ones_like(scale))
+
+
+def _triplet_terms(difference, margin, soft):
+    """``[difference + m]_+`` or ``softplus(difference + m)``, saturating.
+
+    `difference` is ``d_ap - d_an``, finite; adding a huge margin could still
+    overflow, so the sum is clamped (a clamped entry has a zero gradient).
+    """
+    big = safe_ops.largest(safe_ops.dtype_name(difference))
+    shifted = safe_ops.clamp(difference + margin, -big, big)
+    if soft:
+        return safe_ops.softplus(shifted)
+    return ops.where(shifted > 0, shifted, ops.zeros_like(shifted))
+
+
+def _sum_in_row_units(terms, tiny):
+    """``(s, sum(terms / s))`` per row for non-negative `terms`.
+
+    A row of up to batch terms each as large as the dtype allows would
+    overflow if summed directly; in units of the row's largest term the sum
+    is at most the row length.
+    """
+    scale = _row_scale(terms, tiny)
+    return scale[:, 0], ops.sum(terms / scale, axis=1)
+
+
+def _cumsum_rows(x):
+    """Cumulative sums along axis 1, keeping the dtype: Keras 3.15's
+    PyTorch `cumsum` returns float32 for float64, whatever `dtype` says."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cumsum(x, dim=1)
+    return ops.cumsum(x, axis=1)
+
+
+def _mined_loss(labels, embeddings, distance, block_size, mine_block):
+    """Runs `mine_block` on each block of anchor rows and scales the result.
+
+    `mine_block(rows, positive, negative)` returns, per anchor of the block,
+    ``(scale, unit_sum, count)``: the anchor's summed terms are
+    ``scale * unit_sum`` and `count` is its number of valid terms.
+    """
+    check_distance(distance)
+    labels, embeddings = _check_inputs(labels, embeddings)
+    dtype = safe_ops.dtype_name(embeddings)
+    work = safe_ops.compute_dtype(dtype)
+    distances = ops.cast(pairwise_distances(embeddings, distance), work)
+    blocks = mining.anchor_blocks(embeddings.shape[0], block_size)
+    if len(blocks) == 1:
+        pieces = [distances]
+    else:
+        # One split, not a slice per block: the gradient of each slice would
+        # be a zero-padded (batch, batch) matrix, all alive at once.
+        pieces = ops.split(distances, [stop for _, stop in blocks[:-1]], axis=0)
+    scales, sums, counts = [], [], []
+    for (start, stop), rows in zip(blocks, pieces):
+        positive, negative = mining.label_masks(labels, start, stop)
+        scale, unit_sum, count = mine_block(rows, positive, negative)
+        scales.append(scale)
+        sums.append(unit_sum)
+        counts.append(ops.cast(count, work))
+    concat = (lambda parts: parts[0]) if len(blocks) == 1 else ops.concatenate
+    scale, unit_sum, count = concat(scales), concat(sums), concat(counts)
+    total = ops.stop_gradient(ops.sum(count))
+    batch = ops.cast(ops.shape(embeddings)[0], work)
+    factor = unit_sum * (batch / ops.where(total > 1, total, ops.ones_like(total)))
+    factor = ops.where(factor > 0, factor, ops.zeros_like(factor))
+    values = safe_ops.saturating_multiply(scale, factor, work)
+    return safe_ops.saturating_cast(values, dtype)
+
+
+def batch_hard_triplet_loss(
+    labels, embeddings, *, margin=1.0, distance="euclidean", soft=False,
+    block_size=None,
+):
+    """Batch-hard triplet loss: each anchor's hardest positive and negative.
+
+    Math: for every anchor a with at least one positive and one negative,
+    ``l_a = [max_p d_ap - min_n d_an + m]_+`` (or ``softplus(...)`` with
+    ``soft=True``, margin included); the loss is the mean of ``l_a`` over
+    those anchors.
+
+    Args:
+        labels: integer class labels (batch,) or (batch, 1).
+        embeddings: floating-point tensor (batch, dim).
+        margin: the margin m.
+        distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
+        soft: use softplus instead of the hinge.
+        block_size: anchors mined at a time (default: about 2**23 distances
+            per block).
+
+    Returns:
+        (batch,) per-anchor values in the embeddings' dtype, ``batch * l_a /
+        (number of valid anchors)`` for valid anchors and 0 elsewhere, so
+        their mean is the loss.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([[0.0], [1.0], [1.5], [3.0]], "float32")
+        >>> values = batch_hard_triplet_loss(np.array([0, 0, 1, 1]), x)
+        >>> round(float(np.mean(np.asarray(values))), 4)
+        1.125
+
+    Numerics: anchors without a positive or a negative get 0 (TensorFlow
+    Addons reads a masked maximum there and returns a "phantom" loss);
+    ``d_ap - d_an + m`` saturates instead of overflowing; the per-anchor
+    scaling saturates at the dtype's largest value. Gradients flow through
+    the two chosen distances only.
+    """
+    margin = _check_margin(margin)
+
+    def mine_block(rows, positive, negative):
+        far, near = mining.hardest_columns(rows, positive, negative)
+        valid = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
+        hardest_positive = ops.take_along_axis(rows, far[:, None], axis=1)
+        hardest_negative = ops.take_along_axis(rows, near[:, None], axis=1)
+        terms = _triplet_terms(hardest_positive - hardest_negative, margin, soft)
+        terms = ops.where(valid[:, None], terms, ops.zeros_like(terms))
+        scale, unit_sum = _sum_in_row_units(terms, safe_ops.tiny(safe_ops.dtype_name(rows)))
+        return scale, unit_sum, ops.cast(valid, "int32")
+
+    return _mined_loss(labels, embeddings, distance, block_size, mine_block)
+
+
+def semi_hard_triplet_loss(
+    labels, embeddings, *, margin=1.0, distance="euclidean", soft=False,
+    block_size=None,
+):
+    """Semi-hard triplet loss (FaceNet), as TensorFlow Addons computes it.
+
+    Math: for every anchor-positive pair (a, p) whose anchor has a negative,
+    ``n* = argmin {d_an : d_an > d_ap}`` over negatives n, or
+    ``argmax_n d_an`` where no negative is farther than p; the pair's loss is
+    ``[d_ap - d_an* + m]_+`` (``softplus`` with ``soft=True``) and the loss is
+    the mean over those pairs.
+
+    Args:
+        labels: integer class labels (batch,) or (batch, 1).
+        embeddings: floating-point tensor (batch, dim).
+        margin: the margin m.
+        distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
+        soft: use softplus instead of the hinge.
+        block_size: anchors mined at a time.
+
+    Returns:
+        (batch,) per-anchor values, ``batch * (sum of the anchor's pair
+        losses) / (number of valid pairs in the batch)``.
+
+    Numerics: the search for n* is a stable sort of each anchor's negatives
+    and a binary search (O(batch**2) memory; TensorFlow Addons tiles a
+    (batch**2, batch) tensor). Pairs whose anchor has no negative are not
+    counted (TFA compares them with a distance of 0 and adds a phantom
+    loss). Row sums are taken in units of the row's largest term, so they
+    saturate instead of overflowing.
+    """
+    margin = _check_margin(margin)
+
+    def mine_block(rows, positive, negative):
+        chosen = mining.semi_hard_negative_columns(rows, positive, negative)
+        valid = ops.logical_and(positive, ops.any(negative, axis=1, keepdims=True))
+        negative_distance = ops.take_along_axis(rows, chosen, axis=1)
+        terms = _triplet_terms(rows - negative_distance, margin, soft)
+        terms = ops.where(valid, terms, ops.zeros_like(terms))
+        scale, unit_sum = _sum_in_row_units(terms, safe_ops.tiny(safe_ops.dtype_name(rows)))
+        return scale, unit_sum, ops.sum(ops.cast(valid, "int32"), axis=1)
+
+    return _mined_loss(labels, embeddings, distance, block_size, mine_block)
+
+
+def batch_all_triplet_loss(
+    labels, embeddings, *, margin=1.0, distance="euclidean", soft=False,
+    average="valid", block_size=None,
+):
+    """Batch-all triplet loss: every valid triplet in the batch.
+
+    Math: ``L = sum_{a,p,n} [d_ap - d_an + m]_+ / count`` over triplets with
+    p a positive and n a negative of a; ``count`` is the number of those
+    triplets (``average="valid"``) or of those with a non-zero loss
+    (``average="positive"``).
+
+    Algorithm: O(batch**2 log batch) time. Per anchor, negatives are sorted
+    once; for a positive p, ``k_p = #{n : d_an < d_ap + m}`` comes from a
+    binary search and its triplets sum to ``k_p (d_ap + m) - (sum of the k_p
+    smallest d_an)``, a prefix sum. Autodiff through the prefix sum gives
+    each negative its weight (minus the number of positives it is active
+    with), so no (batch, batch, batch) tensor exists in either pass.
+
+    Args:
+        labels: integer class labels (batch,) or (batch, 1).
+        embeddings: floating-point tensor (batch, dim).
+        margin: the margin m.
+        distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
+        soft: must be False: a softplus of every triplet has no prefix-sum
+            form, so it would need O(batch**3) time (raises ValueError).
+        average: ``"valid"`` or ``"positive"``, see above.
+        block_size: anchors mined at a time.
+
+    Returns:
+        (batch,) per-anchor values, ``batch * (sum of the anchor's triplet
+        losses) / count``.
+
+    Numerics: each anchor's distances are divided by
+    ``max(max_j d_aj, |m|)`` first, so prefix sums and counts times
+    distances cannot overflow; rounding that would make a pair's sum
+    slightly negative is clamped to 0. An anchor with no positive or no
+    negative contributes 0, and a batch without valid triplets gives 0.
+    """
+    margin = _check_margin(margin)
+    if soft:
+        raise ValueError(
+            "`soft=True` is not supported for batch-all mining: a softplus "
+            "over every triplet has no sorted prefix-sum form and would take "
+            "O(batch**3) time. Use mining='batch_hard' or 'semi_hard' with "
+            "soft=True, or soft=False."
+        )
+    if average not in AVERAGES:
+        raise ValueError(
+            f"Invalid `average`: expected one of {AVERAGES}, received {average!r}."
+        )
+
+    def mine_block(rows, positive, negative):
+        tiny = safe_ops.tiny(safe_ops.dtype_name(rows))
+        scale = _row_scale(rows, tiny, floor=abs(margin))
+        units = rows / scale
+        shift = margin / scale
+        order, sorted_keys, negatives = mining.sorted_negatives(units, negative)
+        sorted_units = ops.take_along_axis(
+            ops.where(negative, units, ops.zeros_like(units)), order, axis=1
+        )
+        prefix = ops.concatenate(
+            [ops.zeros_like(sorted_units[:, :1]), _cumsum_rows(sorted_units)],
+            axis=1,
+        )
+        thresholds = units + shift
+        active = mining.count_sorted_below(sorted_keys, negatives, thresholds, strict=True)
+        active = ops.where(positive, active, ops.zeros_like(active))
+        pair_sums = ops.cast(active, units.dtype) * thresholds - ops.take_along_axis(
+            prefix, active, axis=1
+        )
+        keep = ops.logical_and(positive, pair_sums > 0)
+        pair_sums = ops.where(keep, pair_sums, ops.zeros_like(pair_sums))
+        if average == "valid":
+            positives = ops.sum(ops.cast(positive, units.dtype), axis=1)
+            count = positives * ops.cast(negatives[:, 0], units.dtype)
+        else:
+            count = ops.sum(ops.cast(active, units.dtype), axis=1)
+        return scale[:, 0], ops.sum(pair_sums, axis=1), count
+
+    return _mined_loss(labels, embeddings, distance, block_size, mine_block)
+
+
+MINED_TRIPLET_LOSSES = {
+    "batch_all": batch_all_triplet_loss,
+    "batch_hard": batch_hard_triplet_loss,
+    "semi_hard": semi_hard_triplet_loss,
+}
+
+
+def _check_distance_metric(distance_metric):
+    if distance_metric not in TFA_DISTANCE_METRICS:
+        raise ValueError(
+            "Invalid `distance_metric`: expected one of "
+            f"{tuple(TFA_DISTANCE_METRICS)}, received {distance_metric!r}."
+        )
+
+
+@keras.saving.register_keras_serializable(package="safeloss")
+class TripletSemiHardLoss(SafeLoss):
+    """Semi-hard triplet loss with TensorFlow Addons' name and arguments.
+
+    Drop-in for `tfa.losses.TripletSemiHardLoss`: the same values (TFA 0.23)
+    on batches where every anchor has a positive and a negative, and on the
+    other batches the safeloss answer (pairs whose anchor has no negative
+    are left out; 0 when nothing is valid) instead of NaN or a phantom
+    loss. See `semi_hard_triplet_loss` for the formula.
+
+    Args:
+        margin: the margin.
+        distance_metric: ``"L2"`` (Euclidean), ``"squared-L2"`` or
+            ``"angular"`` (1 - cosine similarity).
+        reduction, name, dtype: see `SafeLoss`. With ``"none"`` the loss
+            returns one value per anchor, scaled so that their mean is the
+            loss; `sample_weight` weights anchors.
+
+    Example:
+        >>> model.compile(optimizer="adam", loss=safeloss.TripletSemiHardLoss())
+    """
+
+    label_kind = "integer"
+
+    def __init__(self, margin=1.0, distance_metric="L2",
+                 reduction="sum_over_batch_size", name=None, dtype=None):
+        _check_distance_metric(distance_metric)
+        super().__init__(reduction=reduction, name=name, dtype=dtype)
+        self.margin = _check_margin(margin)
+        self.distance_metric = distance_metric
+
+    def call(self, y_true, y_pred):
+        return semi_hard_triplet_loss(
+            y_true, y_pred, margin=self.margin,
+            distance=TFA_DISTANCE_METRICS[self.distance_metric],
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(margin=self.margin, distance_metric=self.distance_metric)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="safeloss")
+class TripletHardLoss(SafeLoss):
+    """Batch-hard triplet loss with TensorFlow Addons' name and arguments.
+
+    Drop-in for `tfa.losses.TripletHardLoss`: hardest positive and hardest
+    negative per anchor, mean over anchors. With ``soft=True`` the loss is
+    ``log(1 + exp(d_hp - d_hn))`` without the margin, as in TFA 0.23 (the
+    native `batch_hard_triplet_loss` keeps the margin). Anchors without a
+    positive or a negative are left out instead of adding TFA's phantom
+    loss. See `batch_hard_triplet_loss`.
+
+    Args:
+        margin: the margin (unused when ``soft=True``, as in TFA).
+        soft: softplus instead of the hinge.
+        distance_metric: ``"L2"``, ``"squared-L2"`` or ``"angular"``.
+        reduction, name, dtype: see `SafeLoss`; per-anchor values with
+            ``"none"``, `sample_weight` weights anchors.
+    """
+
+    label_kind = "integer"
+
+    def __init__(self, margin=1.0, soft=False, distance_metric="L2",
+                 reduction="sum_over_batch_size", name=None, dtype=None):
+        _check_distance_metric(distance_metric)
+        super().__init__(reduction=reduction, name=name, dtype=dtype)
+        self.margin = _check_margin(margin)
+        self.soft = bool(soft)
+        self.distance_metric = distance_metric
+
+    def call(self, y_true, y_pred):
+        return batch_hard_triplet_loss(
+            y_true, y_pred, margin=0.0 if self.soft else self.margin,
+            distance=TFA_DISTANCE_METRICS[self.distance_metric], soft=self.soft,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            margin=self.margin, soft=self.soft,
+            distance_metric=self.distance_metric,
+        )
+        return config

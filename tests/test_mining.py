@@ -1,0 +1,125 @@
+"""Tests of `safeloss.mining`: masks, blocks, sorting and counting."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from keras import ops
+
+from safeloss import mining
+from safeloss.testing import value_and_grad
+
+
+def run(fn, *inputs, compiled=False):
+    """`fn`'s value on the backend, eager or compiled (its output is cast to
+    float64 so the shared harness can run it)."""
+    value, _ = value_and_grad(
+        lambda *xs: ops.cast(fn(*xs), "float64"), *inputs, compiled=compiled
+    )
+    return np.asarray(value)
+
+
+def test_argsort_is_stable(compiled):
+    """Mining relies on it: among equal keys, the lower column comes first
+    (pinned on every backend, eager and compiled)."""
+    keys = np.array([[2.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0, 0.0] * 4] * 3, np.float32)
+    keys[1] = 0.0  # all tied
+    order = run(lambda k: ops.argsort(k, axis=1), keys, compiled=compiled)
+    np.testing.assert_array_equal(order, np.argsort(keys, axis=1, kind="stable"))
+
+
+def test_anchor_blocks():
+    assert mining.anchor_blocks(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert mining.anchor_blocks(3) == [(0, 3)]
+    assert mining.anchor_blocks(8192) == [(i, i + 1024) for i in range(0, 8192, 1024)]
+    assert mining.anchor_blocks(None) == [(0, None)]
+    assert mining.anchor_blocks(0) == [(0, 0)]
+    with pytest.raises(ValueError, match="block_size.*positive.*-1"):
+        mining.anchor_blocks(4, -1)
+
+
+def test_label_masks_for_a_block():
+    labels = np.array([0, 1, 0, 2, 1], np.int32)
+    positive, negative = mining.label_masks(ops.convert_to_tensor(labels), 1, 4)
+    same = labels[1:4, None] == labels[None, :]
+    expected_positive = same & (np.arange(1, 4)[:, None] != np.arange(5)[None, :])
+    np.testing.assert_array_equal(ops.convert_to_numpy(positive), expected_positive)
+    np.testing.assert_array_equal(ops.convert_to_numpy(negative), ~same)
+
+
+@given(data=st.data())
+def test_count_sorted_below_matches_searchsorted(data):
+    """Batched binary search against NumPy's `searchsorted`, ties included
+    (values drawn from a few integers), for both sides."""
+    width = data.draw(st.sampled_from([1, 5, 8]))
+    rows = np.sort(np.asarray(data.draw(st.lists(
+        st.lists(st.integers(0, 4), min_size=width, max_size=width),
+        min_size=3, max_size=3,
+    )), np.float32), axis=1)
+    count = np.asarray(data.draw(st.lists(st.integers(0, width), min_size=3, max_size=3)), np.int32)[:, None]
+    queries = np.asarray(data.draw(st.lists(
+        st.lists(st.integers(-1, 5), min_size=4, max_size=4), min_size=3, max_size=3,
+    )), np.float32) + 0.0
+    for strict in (True, False):
+        got = ops.convert_to_numpy(mining.count_sorted_below(rows, count, queries, strict))
+        side = "left" if strict else "right"
+        expected = [
+            np.searchsorted(rows[r, : count[r, 0]], queries[r], side=side)
+            for r in range(3)
+        ]
+        np.testing.assert_array_equal(got, expected)
+
+
+def brute_semi_hard(d, negative):
+    chosen = np.zeros(d.shape, np.int64)
+    for a in range(d.shape[0]):
+        columns = np.flatnonzero(negative[a])
+        for j in range(d.shape[1]):
+            farther = [c for c in columns if d[a, c] > d[a, j]]
+            pool = farther or list(columns)
+            pick = min if farther else max
+            chosen[a, j] = pick(pool, key=lambda c: d[a, c]) if pool else -1
+    return chosen
+
+
+def test_semi_hard_negative_columns_with_ties(compiled):
+    """Distances drawn from a few values, so ties between negatives and the
+    positive distance are everywhere; the chosen distance must equal the
+    brute-force one."""
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 1, 2, 2, 0, 1], np.int32)
+    d = rng.integers(0, 4, (8, 8)).astype(np.float32)
+    d = np.minimum(d, d.T)
+    np.fill_diagonal(d, 0)
+
+    def chosen_distance(rows, y):
+        positive, negative = mining.label_masks(y, 2, 7)
+        columns = mining.semi_hard_negative_columns(rows, positive, negative)
+        return ops.take_along_axis(rows, columns, axis=1)
+
+    got = run(chosen_distance, d[2:7], labels, compiled=compiled)
+    negative = labels[2:7, None] != labels[None, :]
+    expected_columns = brute_semi_hard(d[2:7], negative)
+    np.testing.assert_array_equal(got, np.take_along_axis(d[2:7], expected_columns, axis=1))
+
+
+def test_hardest_columns(compiled):
+    d = np.array([[0, 3, 1, 2], [3, 0, 5, 4], [1, 5, 0, 1], [2, 4, 1, 0]], np.float32)
+    labels = np.array([0, 0, 1, 1], np.int32)
+
+    def columns(rows, y):
+        positive, negative = mining.label_masks(y)
+        far, near = mining.hardest_columns(rows, positive, negative)
+        return ops.stack([far, near])
+
+    got = run(columns, d, labels, compiled=compiled)
+    np.testing.assert_array_equal(got, [[1, 0, 3, 2], [2, 3, 0, 0]])
+
+
+def test_sorted_negatives_puts_negatives_first():
+    d = np.array([[0.0, 4.0, 1.0, 3.0, 2.0]], np.float32)
+    negative = np.array([[False, True, False, True, True]])
+    order, keys, count = mining.sorted_negatives(d, negative)
+    np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :3], [4, 3, 1])
+    np.testing.assert_array_equal(ops.convert_to_numpy(keys)[0, :3], [2.0, 3.0, 4.0])
+    assert int(ops.convert_to_numpy(count)[0, 0]) == 3
