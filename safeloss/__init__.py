@@ -14,3 +14,12 @@ __all__ = [
 from safeloss.callbacks import NonFiniteGuard  # noqa: E402
 
 __all__ += ["NonFiniteGuard"]
+
+from safeloss.losses._infonce import (  # noqa: E402
+    NTXentLoss,
+    SupConLoss,
+    ntxent_loss,
+    supcon_loss,
+)
+
+__all__ += ["NTXentLoss", "SupConLoss", "ntxent_loss", "supcon_loss"]
