@@ -102,17 +102,8 @@ def power_of_two_scale(*arrays):
 
 
 def unit_rows(x, dtype):
-    """Rows divided by their norm; zero rows stay zero.
-
-    As `safeloss.ops.l2_normalize` with `dtype` set to the compute dtype:
-    rows whose entries are all below the input dtype's smallest normal are
-    zero; other entries are flushed below the compute dtype's smallest
-    normal only (float16 subnormals are normal numbers in float32).
-    """
-    x = as_float64(x)
-    zero_row = np.all(np.abs(x) < float(finfo(dtype).tiny), axis=-1, keepdims=True)
-    compute = "float32" if dtype in ("float16", "bfloat16") else dtype
-    x = np.where(zero_row, 0.0, flush(x, compute))
+    """Rows divided by their norm after flushing; zero rows stay zero."""
+    x = flush(x, dtype)
     scale = np.max(np.abs(x), axis=-1, keepdims=True)
     scaled = x / np.where(scale > 0, scale, 1.0)
     length = np.sqrt(np.sum(scaled**2, axis=-1, keepdims=True))

@@ -111,9 +111,17 @@ def _saturating_gradient(x):
 
 
 def _unit_rows(x):
-    """Rows of `x` normalised in the compute dtype; zero rows stay zero."""
-    work = safe_ops.compute_dtype(safe_ops.dtype_name(x))
-    return safe_ops.l2_normalize(_saturating_gradient(x), dtype=work)
+    """Rows of `x` normalised in the compute dtype; zero rows stay zero.
+
+    Entries below the dtype's smallest normal are set to 0 first: CPUs and
+    GPUs differ in whether they flush subnormals, and at T = 0.01 a kept
+    subnormal beside a row maximum near the smallest normal moves the loss
+    by whole units from one backend to another.
+    """
+    dtype = safe_ops.dtype_name(x)
+    x = _saturating_gradient(x)
+    x = ops.where(ops.abs(x) >= safe_ops.tiny(dtype), x, ops.zeros_like(x))
+    return safe_ops.l2_normalize(x, dtype=safe_ops.compute_dtype(dtype))
 
 
 def _positive_mask(labels, not_self):
