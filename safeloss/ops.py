@@ -304,20 +304,31 @@ def safe_norm(x, axis=-1, keepdims=False):
 
     @ops.custom_gradient
     def norm_keepdims(v):
-        scaled, scale, nonzero = scale_by_max_abs(v, axis, tiny(dtype))
-        root = ops.sqrt(_unit_sum_of_squares(scaled, nonzero, axis))
+        small = tiny(dtype)
+        work_dtype = dtype_name(v)
+        cap = 1.0 / float(finfo(work_dtype).tiny)
+        scale = ops.stop_gradient(ops.max(ops.abs(v), axis=axis, keepdims=True))
+        nonzero = scale >= small
+        scale = ops.where(nonzero, scale, ops.ones_like(scale))
+        scale = ops.where(scale > cap, ops.convert_to_tensor(cap, work_dtype), scale)
+        # One division per vector, then multiplications: dividing every entry
+        # costs more than the rest of the norm. The cap keeps the reciprocal
+        # normal.
+        inverse = 1.0 / scale
+        root = ops.sqrt(_unit_sum_of_squares(v * inverse, nonzero, axis))
         norm = saturating_multiply(scale, root, dtype)
         norm = ops.where(nonzero, norm, ops.zeros_like(norm))
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            # x / ||x|| from the scaled copy: bounded by 1, and multiplied
-            # into the cotangent directly (autodiff would multiply it by s
-            # first, which overflows for large cotangents).
+            # x / ||x|| = (x * (1/s)) * (1/root): the first factor is at most
+            # 4 per entry, the second at most 1, and the cotangent goes into
+            # the per-vector factor (autodiff would multiply the cotangent by
+            # s or 1/s first, which overflows for large cotangents).
             moving = ops.logical_and(nonzero, norm < largest(dtype))
-            unit = ops.where(moving, scaled / root, ops.zeros_like(scaled))
-            return ops.cast(upstream, v.dtype) * unit
+            factor = ops.cast(upstream, work_dtype) / root
+            return (v * inverse) * ops.where(moving, factor, ops.zeros_like(factor))
 
         return norm, grad
 

@@ -38,6 +38,10 @@ def binary_targets(batch, rng):
 # Entries are added by the modules that define the losses.
 LOSS_EXAMPLES = {}
 
+LOSS_EXAMPLES["IdentityLoss"] = LossExample(
+    kwargs={"name": "model_loss"}, y_pred_shape=(1,), make_y_true=no_targets
+)
+
 # Issue 6: InfoNCE losses. Batches of 8 have four classes of two each.
 LOSS_EXAMPLES["NTXentLoss"] = LossExample({"temperature": 0.5}, (2, 3), no_targets)
 LOSS_EXAMPLES["SupConLoss"] = LossExample({"temperature": 0.2}, (3,), class_labels(4))

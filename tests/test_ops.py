@@ -162,6 +162,18 @@ def test_safe_norm_overflow_and_underflow(dtype, compiled, device):
     )
 
 
+def test_safe_norm_gradient_survives_a_huge_cotangent(dtype, compiled):
+    """A tiny vector under a huge cotangent: scaling the cotangent by 1/s
+    before the unit vector would overflow and make 0 * inf = NaN."""
+    info = safe_ops.finfo(dtype)
+    big, small = S.max_magnitude(dtype), 16 * float(info.tiny)
+    x = np.array([[small, 0.0]], S.numpy_dtype(dtype))
+    value, (grad,) = value_and_grad(
+        lambda t: safe_ops.safe_norm(t) * big, x, compiled=compiled
+    )
+    tolerances.assert_allclose(grad, [[big, 0.0]], dtype)
+
+
 def test_safe_norm_saturates_instead_of_inf(dtype, compiled):
     x = np.full((1, 4), float(safe_ops.finfo(dtype).max), S.numpy_dtype(dtype))
     value, grad = check_value_and_grad(safe_ops.safe_norm, x, dtype, compiled)
