@@ -35,3 +35,12 @@ __all__ += [
     "batch_hard_triplet_loss",
     "semi_hard_triplet_loss",
 ]
+
+from safeloss.losses._infonce import (  # noqa: E402
+    NTXentLoss,
+    SupConLoss,
+    ntxent_loss,
+    supcon_loss,
+)
+
+__all__ += ["NTXentLoss", "SupConLoss", "ntxent_loss", "supcon_loss"]

@@ -49,3 +49,7 @@ LOSS_EXAMPLES["TripletSemiHardLoss"] = LossExample(
 LOSS_EXAMPLES["TripletHardLoss"] = LossExample(
     {"margin": 0.5, "soft": True, "distance_metric": "angular"}, (3,), class_labels(2)
 )
+
+# Issue 6: InfoNCE losses. Batches of 8 have four classes of two each.
+LOSS_EXAMPLES["NTXentLoss"] = LossExample({"temperature": 0.5}, (2, 3), no_targets)
+LOSS_EXAMPLES["SupConLoss"] = LossExample({"temperature": 0.2}, (3,), class_labels(4))

@@ -147,3 +147,59 @@ def mined_triplet_loss(distances, labels, mining, **kwargs):
     the loss."""
     sums, count = mined_triplet_sums(distances, labels, mining, **kwargs)
     return len(sums) * sums / max(count, 1)
+
+# InfoNCE losses (issue 6): NT-Xent and SupCon, one anchor at a time.
+
+
+def unit_rows(x, dtype):
+    """Rows divided by their norm after flushing; zero rows stay zero."""
+    x = flush(x, dtype)
+    scale = np.max(np.abs(x), axis=-1, keepdims=True)
+    scaled = x / np.where(scale > 0, scale, 1.0)
+    length = np.sqrt(np.sum(scaled**2, axis=-1, keepdims=True))
+    return np.where(scale > 0, scaled / np.where(scale > 0, length, 1.0), 0.0)
+
+
+def _log_softmax_of(logits, index, others):
+    values = np.array([logits[k] for k in others])
+    top = np.max(values)
+    return logits[index] - (top + np.log(np.sum(np.exp(values - top))))
+
+
+def ntxent(views, temperature, dtype):
+    """Per-example NT-Xent: the mean of -log softmax(positive) of both views."""
+    batch, _, dim = views.shape
+    unit = unit_rows(np.asarray(views).reshape(2 * batch, dim), dtype)
+    terms = np.zeros(2 * batch)
+    for i in range(2 * batch):
+        partner = i + 1 if i % 2 == 0 else i - 1
+        logits = unit @ unit[i] / temperature
+        others = [k for k in range(2 * batch) if k != i]
+        terms[i] = -_log_softmax_of(logits, partner, others)
+    return terms.reshape(batch, 2).mean(axis=1)
+
+
+def supcon(labels, x, temperature, dtype):
+    """Per-anchor SupCon (L_out): 0 for anchors without positives."""
+    unit = unit_rows(x, dtype)
+    n = len(labels)
+    out = np.zeros(n)
+    for i in range(n):
+        others = [k for k in range(n) if k != i]
+        positives = [k for k in others if labels[k] == labels[i]]
+        if positives:
+            logits = unit @ unit[i] / temperature
+            out[i] = -np.mean([_log_softmax_of(logits, p, others) for p in positives])
+    return out
+
+
+def numerical_gradient(fn, x, step=1e-6):
+    """Central differences of sum(fn(x)) in float64."""
+    x = as_float64(x)
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += step
+        down[index] -= step
+        grad[index] = (np.sum(fn(up)) - np.sum(fn(down))) / (2 * step)
+    return grad
