@@ -101,31 +101,26 @@ def power_of_two_scale(*arrays):
 # --- cross-entropy (safeloss.losses._crossentropy) --------------------------
 
 
-def _compute_dtype(dtype):
-    return "float32" if dtype in ("float16", "bfloat16") else dtype
-
-
 def log_probabilities(y_pred, from_logits, dtype):
     """Float64 log-probabilities along the last axis, with the documented
-    conventions: logits clipped to a quarter of the compute dtype's largest
+    conventions: logits clipped to a quarter of the dtype's largest
     value; negative scores count as 0, rows summing below tiny are uniform,
     logarithms floored at tiny."""
     x = as_float64(y_pred)
     if from_logits:
-        bound = float(finfo(_compute_dtype(dtype)).max) / 4
+        bound = float(finfo(dtype).max) / 4
         x = np.clip(x, -bound, bound)
         m = np.max(x, axis=-1, keepdims=True)
         return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
     tiny = float(finfo(dtype).tiny)
-    p = np.maximum(x, 0.0)
+    p = np.where(x >= tiny, x, 0.0)
     scale = np.max(p, axis=-1, keepdims=True)
     safe_scale = np.where(scale > 0, scale, 1.0)
     log_total = np.log(safe_scale) + np.log(
         np.maximum(np.sum(p / safe_scale, axis=-1, keepdims=True), tiny)
     )
-    total_below_tiny = np.sum(p / safe_scale, axis=-1, keepdims=True) * safe_scale < tiny
     log_p = np.log(np.maximum(p, tiny)) - log_total
-    return np.where(total_below_tiny, -np.log(x.shape[-1]), log_p)
+    return np.where(scale > 0, log_p, -np.log(x.shape[-1]))
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits, dtype, gamma=None, alpha=1.0):
@@ -142,7 +137,7 @@ def binary_log_probabilities(y_pred, from_logits, dtype):
     """Float64 ``(log p, log(1 - p))`` with the documented conventions."""
     x = as_float64(y_pred)
     if from_logits:
-        bound = float(finfo(_compute_dtype(dtype)).max) / 4
+        bound = float(finfo(dtype).max) / 4
         x = np.clip(x, -bound, bound)
         return -np.logaddexp(0.0, -x), -np.logaddexp(0.0, x)
     tiny = float(finfo(dtype).tiny)

@@ -13,8 +13,9 @@ one-line import change:
 Conventions shared by all of them (the `Numerics:` notes refer to these):
 
 * **Logits** (``from_logits=True``) are first limited to ``[-B, B]`` with
-  ``B = safe_ops.logit_bound(dtype)`` (a quarter of the dtype's largest
-  value) by a `where`-based clamp: +-inf become +-B, so a +inf logit on the
+  ``B = safe_ops.logit_bound(dtype)`` (a quarter of the input dtype's
+  largest value: 16376 in float16, 8.5e37 in float32 and bfloat16, 4.5e307
+  in float64) by a `where`-based clamp: +-inf become +-B, so a +inf logit on the
   true class gives a loss of 0 and -inf masking logits with zero targets
   give no NaN. Every logit up to a tenth of the dtype's largest value is
   left unchanged and handled exactly. The log-softmax is max-shifted
@@ -24,9 +25,11 @@ Conventions shared by all of them (the `Numerics:` notes refer to these):
 * **Probabilities** (``from_logits=False``) need not be normalised:
   categorical rows are divided by their sum, as in Keras. Negative values
   are not probabilities: they count as 0 (with a zero gradient), so linear
-  outputs work. A row whose sum is below the input dtype's smallest normal
-  number ("tiny": all zeros, e.g. a dead ReLU layer) is read as the
-  uniform distribution, with a zero gradient; Keras divides 0 by 0 there.
+  outputs work; so do values below the input dtype's smallest normal
+  number ("tiny"), which some devices flush to zero and others do not. A
+  row with no value at or above tiny (all zeros, e.g. a dead ReLU layer)
+  is read as the uniform distribution, with a zero gradient; Keras
+  divides 0 by 0 there.
   Binary probabilities are limited to ``[0, 1]``.
 * **Logarithms of probabilities** are floored at tiny of the input dtype:
   a probability of exactly 0 on a target class costs ``-log(tiny)`` (9.70
@@ -160,19 +163,25 @@ def _floored_log(x, floor):
     return ops.log(ops.where(x >= floor, x, ops.convert_to_tensor(floor, x.dtype)))
 
 
-def _relu(x):
-    # `ops.relu`/`ops.maximum` turn float64 into float32 on some backends.
-    return ops.where(x > 0, x, ops.zeros_like(x))
+def _clip_logits(x, dtype):
+    """`x` (in its compute dtype) limited to ``+-logit_bound(dtype)``.
+
+    The bound is the input dtype's, not the compute dtype's: log-probabilities
+    of float16 logits then stay within float16's range, and so does their
+    gradient with respect to the targets.
+    """
+    bound = safe_ops.logit_bound(dtype)
+    return safe_ops.clamp(x, -bound, bound)
 
 
-def _log_softmax(logits, axis):
-    """Max-shifted log-softmax of clipped logits.
+def _log_softmax(logits, axis, dtype):
+    """Max-shifted log-softmax of logits of input dtype `dtype`.
 
-    After `clip_logits` every entry is finite, so the row maximum is finite
+    After `_clip_logits` every entry is finite, so the row maximum is finite
     and ``x - m`` is never ``inf - inf``; ``x - m`` is at most 0, so `exp`
     cannot overflow, and the sum is at least 1, so its log is safe.
     """
-    x = safe_ops.clip_logits(logits)
+    x = _clip_logits(logits, dtype)
     shifted = x - ops.stop_gradient(ops.max(x, axis=axis, keepdims=True))
     return shifted - ops.log(ops.sum(ops.exp(shifted), axis=axis, keepdims=True))
 
@@ -180,8 +189,9 @@ def _log_softmax(logits, axis):
 def _log_normalised(probs, axis, tiny, num_classes):
     """``log(p / sum(p))`` for non-negative, unnormalised scores.
 
-    Negative scores count as 0. Rows summing below `tiny` are the uniform
-    distribution (``-log(num_classes)`` everywhere, zero gradient).
+    Scores below `tiny` (negative, zero or subnormal) count as 0. Rows with
+    no score at or above `tiny` are the uniform distribution
+    (``-log(num_classes)`` everywhere, zero gradient).
     Logarithms of entries below `tiny` are floored at ``log(tiny)``.
 
     The row sum is computed twice in one pass, as is and scaled by a power of
@@ -192,7 +202,8 @@ def _log_normalised(probs, axis, tiny, num_classes):
     pass over the row).
     """
     dtype = safe_ops.dtype_name(probs)
-    p = _relu(probs)
+    # Subnormal scores count as 0 too: some devices flush them, others not.
+    p = ops.where(probs >= tiny, probs, ops.zeros_like(probs))
     shift = max(math.ceil(math.log2(num_classes)), 0)
     total = ops.sum(p, axis=axis, keepdims=True)
     scaled_total = ops.sum(p * (2.0**-shift), axis=axis, keepdims=True)
@@ -216,19 +227,35 @@ def _categorical_log_probs(y_pred, from_logits, axis):
     axis = _check_axis(axis, len(x.shape))
     num_classes = _num_classes(x, axis)
     if from_logits:
-        log_p = _log_softmax(x, axis)
+        log_p = _log_softmax(x, axis, dtype)
     else:
         log_p = _log_normalised(x, axis, safe_ops.tiny(dtype), num_classes)
     return log_p, dtype, axis, num_classes
 
 
-def _binary_log_probs(x, from_logits, tiny):
+def _sigmoid_parts(x):
+    """``(relu(x), relu(-x), log1p(exp(-|x|)))`` of clipped logits `x`.
+
+    ``log sigmoid(x) = -(relu(-x) + tail)`` and ``log(1 - sigmoid(x)) =
+    -(relu(x) + tail)``; `exp` only sees non-positive numbers. All three
+    pieces take the same side of the kink at 0 (``x >= 0``), so their
+    one-sided derivatives add up to the true one there; `ops.abs` and a
+    ``x > 0`` relu would each take derivative 0 at 0 and lose sigmoid(0).
+    """
+    zero = ops.zeros_like(x)
+    non_negative = x >= 0
+    relu_x = ops.where(non_negative, x, zero)
+    relu_minus_x = ops.where(non_negative, zero, -x)
+    tail = ops.log1p(ops.exp(ops.where(non_negative, -x, x)))
+    return relu_x, relu_minus_x, tail
+
+
+def _binary_log_probs(x, from_logits, dtype):
     """``(log p, log(1 - p))`` elementwise, from logits or probabilities."""
     if from_logits:
-        x = safe_ops.clip_logits(x)
-        # log(1 + exp(-|x|)): exp of a non-positive number only.
-        tail = ops.log1p(ops.exp(-ops.abs(x)))
-        return -(_relu(-x) + tail), -(_relu(x) + tail)
+        relu_x, relu_minus_x, tail = _sigmoid_parts(_clip_logits(x, dtype))
+        return -(relu_minus_x + tail), -(relu_x + tail)
+    tiny = safe_ops.tiny(dtype)
     p = safe_ops.clamp(x, 0.0, 1.0)
     return _floored_log(p, tiny), _floored_log(1.0 - p, tiny)
 
@@ -395,10 +422,11 @@ def binary_crossentropy(
     axis = _check_axis(axis, len(x.shape))
     y = _smooth_binary(_dense_targets(y_true, x), label_smoothing)
     if from_logits:
-        x = safe_ops.clip_logits(x)
-        elementwise = _relu(x) - x * y + ops.log1p(ops.exp(-ops.abs(x)))
+        x = _clip_logits(x, dtype)
+        relu_x, _, tail = _sigmoid_parts(x)
+        elementwise = relu_x - x * y + tail
     else:
-        log_p, log_q = _binary_log_probs(x, False, safe_ops.tiny(dtype))
+        log_p, log_q = _binary_log_probs(x, False, dtype)
         elementwise = -(y * log_p + (1.0 - y) * log_q)
     return safe_ops.saturating_cast(ops.mean(elementwise, axis=axis), dtype)
 
@@ -521,7 +549,7 @@ def binary_focal_crossentropy(
     axis = _check_axis(axis, len(x.shape))
     y = _smooth_binary(_dense_targets(y_true, x), label_smoothing)
     tiny = safe_ops.tiny(dtype)
-    log_p, log_q = _binary_log_probs(x, from_logits, tiny)
+    log_p, log_q = _binary_log_probs(x, from_logits, dtype)
     bce = -(y * log_p + (1.0 - y) * log_q)
     rest = y * ops.exp(log_q) + (1.0 - y) * ops.exp(log_p)
     elementwise = ops.exp(float(gamma) * _floored_log(rest, tiny)) * bce
