@@ -113,14 +113,15 @@ def log_probabilities(y_pred, from_logits, dtype):
         m = np.max(x, axis=-1, keepdims=True)
         return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
     tiny = float(finfo(dtype).tiny)
-    p = np.where(x >= tiny, x, 0.0)
+    p = np.maximum(x, 0.0)
     scale = np.max(p, axis=-1, keepdims=True)
     safe_scale = np.where(scale > 0, scale, 1.0)
     log_total = np.log(safe_scale) + np.log(
         np.maximum(np.sum(p / safe_scale, axis=-1, keepdims=True), tiny)
     )
+    below_tiny = np.sum(p / safe_scale, axis=-1, keepdims=True) * safe_scale < tiny
     log_p = np.log(np.maximum(p, tiny)) - log_total
-    return np.where(scale > 0, log_p, -np.log(x.shape[-1]))
+    return np.where(below_tiny, -np.log(x.shape[-1]), log_p)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits, dtype, gamma=None, alpha=1.0):

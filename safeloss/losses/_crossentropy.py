@@ -25,11 +25,10 @@ Conventions shared by all of them (the `Numerics:` notes refer to these):
 * **Probabilities** (``from_logits=False``) need not be normalised:
   categorical rows are divided by their sum, as in Keras. Negative values
   are not probabilities: they count as 0 (with a zero gradient), so linear
-  outputs work; so do values below the input dtype's smallest normal
-  number ("tiny"), which some devices flush to zero and others do not. A
-  row with no value at or above tiny (all zeros, e.g. a dead ReLU layer)
-  is read as the uniform distribution, with a zero gradient; Keras
-  divides 0 by 0 there.
+  outputs work. A row whose sum is below the input dtype's smallest normal
+  number ("tiny": all zeros, e.g. a dead ReLU layer, or subnormals, which
+  some devices flush to zero) is read as the uniform distribution, with a
+  zero gradient; Keras divides 0 by 0 there.
   Binary probabilities are limited to ``[0, 1]``.
 * **Logarithms of probabilities** are floored at tiny of the input dtype:
   a probability of exactly 0 on a target class costs ``-log(tiny)`` (9.70
@@ -189,9 +188,8 @@ def _log_softmax(logits, axis, dtype):
 def _log_normalised(probs, axis, tiny, num_classes):
     """``log(p / sum(p))`` for non-negative, unnormalised scores.
 
-    Scores below `tiny` (negative, zero or subnormal) count as 0. Rows with
-    no score at or above `tiny` are the uniform distribution
-    (``-log(num_classes)`` everywhere, zero gradient).
+    Negative scores count as 0. Rows summing below `tiny` are the uniform
+    distribution (``-log(num_classes)`` everywhere, zero gradient).
     Logarithms of entries below `tiny` are floored at ``log(tiny)``.
 
     The row sum is computed twice in one pass, as is and scaled by a power of
@@ -202,8 +200,8 @@ def _log_normalised(probs, axis, tiny, num_classes):
     pass over the row).
     """
     dtype = safe_ops.dtype_name(probs)
-    # Subnormal scores count as 0 too: some devices flush them, others not.
-    p = ops.where(probs >= tiny, probs, ops.zeros_like(probs))
+    # `>=`, not `>`: an exact 0 keeps its derivative 1 / sum, the exact one.
+    p = ops.where(probs >= 0, probs, ops.zeros_like(probs))
     shift = max(math.ceil(math.log2(num_classes)), 0)
     total = ops.sum(p, axis=axis, keepdims=True)
     scaled_total = ops.sum(p * (2.0**-shift), axis=axis, keepdims=True)
