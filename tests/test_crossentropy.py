@@ -137,6 +137,10 @@ def test_categorical_matches_reference(data, from_logits, dtype, compiled):
         scale = y * inverse_p + inverse_total
     tol = tolerances.TOLERANCES[dtype]
     error = np.abs(ref.as_float64(grad_pred) - expected_grad)
+    if not from_logits:
+        # A negative subnormal is 0 (derivative 1 / sum) where the device
+        # flushes it, negative (derivative 0) where not: either is right.
+        error[(x < 0) & (x > -tiny)] = 0.0
     assert np.all(error <= 4 * tol["rtol"] * scale + tol["atol"]), (grad_pred, expected_grad)
 
     # Integer labels must give what their one-hot targets give (eagerly:
@@ -284,7 +288,7 @@ def test_zero_rows_exact_zeros_and_negative_scores(dtype, compiled):
     tolerances.assert_allclose(value, expected, dtype)
     np.testing.assert_array_equal(ref.as_float64(grad[0]), 0.0)
     # Saturated but right: the exact gradient, not Keras' clipped zero.
-    np.testing.assert_array_equal(ref.as_float64(grad[2]), [0.0, 1.0])
+    tolerances.assert_allclose(grad[2], [0.0, 1.0], dtype)
     everything, grads = value_and_grad(_all_losses, y, p, compiled=compiled, from_logits=False)
     assert finite(everything) and all(finite(g) for g in grads)
 
