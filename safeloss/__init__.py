@@ -44,3 +44,29 @@ from safeloss.losses._infonce import (  # noqa: E402
 )
 
 __all__ += ["NTXentLoss", "SupConLoss", "ntxent_loss", "supcon_loss"]
+
+from safeloss.losses._crossentropy import (  # noqa: E402
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    SparseCategoricalCrossentropy,
+    binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_crossentropy,
+    categorical_focal_crossentropy,
+    sparse_categorical_crossentropy,
+)
+
+__all__ += [
+    "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "sparse_categorical_crossentropy",
+]

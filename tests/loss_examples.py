@@ -53,3 +53,35 @@ LOSS_EXAMPLES["TripletHardLoss"] = LossExample(
 # Issue 6: InfoNCE losses. Batches of 8 have four classes of two each.
 LOSS_EXAMPLES["NTXentLoss"] = LossExample({"temperature": 0.5}, (2, 3), no_targets)
 LOSS_EXAMPLES["SupConLoss"] = LossExample({"temperature": 0.2}, (3,), class_labels(4))
+
+
+def one_hot_targets(num_classes):
+    def make(batch, rng):
+        return np.eye(num_classes, dtype=np.float32)[np.arange(batch) % num_classes]
+
+    return make
+
+
+LOSS_EXAMPLES.update(
+    {
+        "CategoricalCrossentropy": LossExample(
+            {"from_logits": True, "label_smoothing": 0.1}, (3,), one_hot_targets(3)
+        ),
+        "SparseCategoricalCrossentropy": LossExample(
+            {"from_logits": True, "ignore_class": 2}, (3,), class_labels(3)
+        ),
+        "BinaryCrossentropy": LossExample(
+            {"from_logits": True, "label_smoothing": 0.1}, (1,), binary_targets
+        ),
+        "CategoricalFocalCrossentropy": LossExample(
+            {"from_logits": True, "alpha": [0.2, 0.3, 0.5], "gamma": 0.5},
+            (3,),
+            one_hot_targets(3),
+        ),
+        "BinaryFocalCrossentropy": LossExample(
+            {"from_logits": True, "apply_class_balancing": True, "alpha": 0.4, "gamma": 1.5},
+            (1,),
+            binary_targets,
+        ),
+    }
+)

@@ -203,3 +203,61 @@ def numerical_gradient(fn, x, step=1e-6):
         down[index] -= step
         grad[index] = (np.sum(fn(up)) - np.sum(fn(down))) / (2 * step)
     return grad
+
+# --- cross-entropy (safeloss.losses._crossentropy) --------------------------
+
+
+def log_probabilities(y_pred, from_logits, dtype):
+    """Float64 log-probabilities along the last axis, with the documented
+    conventions: logits clipped to a quarter of the dtype's largest
+    value; negative scores count as 0, rows summing below tiny are uniform,
+    logarithms floored at tiny."""
+    x = as_float64(y_pred)
+    if from_logits:
+        bound = float(finfo(dtype).max) / 4
+        x = np.clip(x, -bound, bound)
+        m = np.max(x, axis=-1, keepdims=True)
+        return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+    tiny = float(finfo(dtype).tiny)
+    p = np.maximum(x, 0.0)
+    scale = np.max(p, axis=-1, keepdims=True)
+    safe_scale = np.where(scale > 0, scale, 1.0)
+    log_total = np.log(safe_scale) + np.log(
+        np.maximum(np.sum(p / safe_scale, axis=-1, keepdims=True), tiny)
+    )
+    below_tiny = np.sum(p / safe_scale, axis=-1, keepdims=True) * safe_scale < tiny
+    log_p = np.log(np.maximum(p, tiny)) - log_total
+    return np.where(below_tiny, -np.log(x.shape[-1]), log_p)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits, dtype, gamma=None, alpha=1.0):
+    """Per-sample (focal, when gamma is given) categorical cross-entropy."""
+    log_p = log_probabilities(y_pred, from_logits, dtype)
+    terms = -as_float64(y_true) * log_p
+    if gamma is not None:
+        rest = np.maximum(-np.expm1(log_p), float(finfo(dtype).tiny))
+        terms = alpha * rest**gamma * terms
+    return np.sum(terms, axis=-1)
+
+
+def binary_log_probabilities(y_pred, from_logits, dtype):
+    """Float64 ``(log p, log(1 - p))`` with the documented conventions."""
+    x = as_float64(y_pred)
+    if from_logits:
+        bound = float(finfo(dtype).max) / 4
+        x = np.clip(x, -bound, bound)
+        return -np.logaddexp(0.0, -x), -np.logaddexp(0.0, x)
+    tiny = float(finfo(dtype).tiny)
+    p = np.clip(x, 0.0, 1.0)
+    return np.log(np.maximum(p, tiny)), np.log(np.maximum(1.0 - p, tiny))
+
+
+def binary_crossentropy(y_true, y_pred, from_logits, dtype, gamma=None):
+    """Per-sample mean over the last axis of the (focal) binary cross-entropy."""
+    y = as_float64(y_true)
+    log_p, log_q = binary_log_probabilities(y_pred, from_logits, dtype)
+    terms = -(y * log_p + (1.0 - y) * log_q)
+    if gamma is not None:
+        rest = y * np.exp(log_q) + (1.0 - y) * np.exp(log_p)
+        terms = np.maximum(rest, float(finfo(dtype).tiny)) ** gamma * terms
+    return np.mean(terms, axis=-1)

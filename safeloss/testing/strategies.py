@@ -227,3 +227,31 @@ def probabilities(draw, dtype, shape):
             draw(st.lists(st.integers(0, shape[-1] - 1), min_size=shape[0], max_size=shape[0]))
         ]
     return _cast(raw, dtype)
+
+
+@st.composite
+def class_targets(draw, dtype, shape):
+    """(batch, classes) targets: one-hot rows, soft rows summing to 1, or a
+    mix with all-zero rows (samples that contribute nothing)."""
+    batch, classes = shape
+    picks = draw(st.lists(st.integers(0, classes - 1), min_size=batch, max_size=batch))
+    one_hot = np.eye(classes)[picks]
+    kind = draw(st.sampled_from(["one_hot", "soft", "zero_rows"]))
+    if kind == "soft":
+        weights = draw(
+            hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0))
+        ) + one_hot
+        one_hot = weights / weights.sum(-1, keepdims=True)
+    elif kind == "zero_rows":
+        one_hot[draw(st.integers(0, batch - 1))] = 0.0
+    return one_hot.astype(numpy_dtype(dtype))
+
+
+def binary_targets(dtype, shape):
+    """Binary targets of `shape`: mostly exact 0 and 1, some soft values."""
+    element = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+    return hnp.arrays(np.float64, shape, elements=element).map(
+        lambda a: a.astype(numpy_dtype(dtype))
+    )
+
+__all__ += ["binary_targets", "class_targets"]
