@@ -14,3 +14,12 @@ __all__ = [
 from safeloss.callbacks import NonFiniteGuard  # noqa: E402
 
 __all__ += ["NonFiniteGuard"]
+
+from safeloss.losses import (  # noqa: E402
+    ContrastiveLoss,
+    TripletLoss,
+    contrastive_loss,
+    triplet_loss,
+)
+
+__all__ += ["ContrastiveLoss", "TripletLoss", "contrastive_loss", "triplet_loss"]
