@@ -53,14 +53,17 @@ def in_compute_dtype(x):
     do not overflow (``300**2`` already exceeds float16). Entries below the
     input dtype's smallest normal number are set to 0 on the way, so that a
     vector of float16 subnormals is still a zero vector, as it is everywhere
-    in safeloss.
+    in safeloss. The flushed part is subtracted under `stop_gradient`, so the
+    gradient still reaches every entry (a `where` would cut it at exact
+    zeros, such as a zero anchor).
     """
     dtype = safe_ops.dtype_name(x)
     work = safe_ops.compute_dtype(dtype)
     if work == dtype:
         return x
     x = ops.cast(x, work)
-    return ops.where(ops.abs(x) < safe_ops.tiny(dtype), ops.zeros_like(x), x)
+    subnormal = ops.where(ops.abs(x) < safe_ops.tiny(dtype), x, ops.zeros_like(x))
+    return x - ops.stop_gradient(subnormal)
 
 
 def saturating_square(x):
