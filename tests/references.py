@@ -127,7 +127,7 @@ def contrastive(similar, distances, margin, dtype):
     """Per-pair contrastive loss ``y d**2 + (1 - y) max(margin - d, 0)**2``."""
     y = as_float64(similar)
     d = flush(distances, dtype)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         pull = np.where(y > 0, y * d * d, 0.0)
         push = np.where(y < 1, (1 - y) * np.maximum(margin - d, 0.0) ** 2, 0.0)
         return _clip_to(pull + push, dtype)
