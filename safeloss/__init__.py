@@ -15,6 +15,11 @@ from safeloss.callbacks import NonFiniteGuard  # noqa: E402
 
 __all__ += ["NonFiniteGuard"]
 
+from safeloss._lookup import get  # noqa: E402
+from safeloss.losses._identity import IdentityLoss, identity_loss  # noqa: E402
+
+__all__ += ["IdentityLoss", "get", "identity_loss"]
+
 from safeloss.losses import (  # noqa: E402
     ContrastiveLoss,
     TripletLoss,

@@ -425,11 +425,13 @@ def logsumexp(x, axis=-1, mask=None, keepdims=False):
     if mask is not None:
         valid = ops.logical_and(valid, ops.convert_to_tensor(mask, "bool"))
     lowest = ops.convert_to_tensor(-largest(dtype_name(x)), dtype_name(x))
-    row_max = ops.max(ops.where(valid, x, lowest), axis=axis, keepdims=True)
-    has_entry = ops.any(valid, axis=axis, keepdims=True)
-    row_max = ops.stop_gradient(
-        ops.where(has_entry, row_max, ops.zeros_like(row_max))
+    # The max is taken from a stopped copy so that an eager gradient tape does
+    # not keep another tensor of x's size for it.
+    row_max = ops.max(
+        ops.where(valid, ops.stop_gradient(x), lowest), axis=axis, keepdims=True
     )
+    has_entry = ops.any(valid, axis=axis, keepdims=True)
+    row_max = ops.where(has_entry, row_max, ops.zeros_like(row_max))
     shifted = ops.where(valid, x, row_max) - row_max
     terms = ops.where(valid, ops.exp(shifted), ops.zeros_like(x))
     total = ops.sum(terms, axis=axis, keepdims=True)

@@ -38,6 +38,10 @@ def binary_targets(batch, rng):
 # Entries are added by the modules that define the losses.
 LOSS_EXAMPLES = {}
 
+LOSS_EXAMPLES["IdentityLoss"] = LossExample(
+    kwargs={"name": "model_loss"}, y_pred_shape=(1,), make_y_true=no_targets
+)
+
 
 LOSS_EXAMPLES["TripletLoss"] = LossExample(
     kwargs={"margin": 2.0, "distance": "cosine", "soft": True},

@@ -153,3 +153,28 @@ def test_backend_is_the_one_requested():
     import os
 
     assert BACKEND == os.environ["KERAS_BACKEND"]
+
+
+def test_float16_reduction_does_not_overflow():
+    values = keras.ops.convert_to_tensor(np.full(8, 60000.0, np.float16))
+    mean = to_numpy(reduce_losses(values))
+    total = to_numpy(reduce_losses(values, reduction="sum"))
+    assert mean.dtype == np.float16 and float(mean) == 60000.0
+    # The exact sum is beyond float16: it saturates instead of becoming inf.
+    assert float(total) == float(np.finfo(np.float16).max)
+
+
+def test_mean_divides_by_the_run_time_batch_size():
+    """Under `tf.function` with an unknown batch dimension the count must be
+    read when the function runs, not when it is traced."""
+    values = np.array([1.0, 2.0, 6.0], np.float32)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        reduce = tf.function(
+            reduce_losses, input_signature=[tf.TensorSpec([None], tf.float32)]
+        )
+    else:
+        reduce = reduce_losses
+    assert float(to_numpy(reduce(values))) == pytest.approx(3.0)
+    assert float(to_numpy(reduce(values[:2]))) == pytest.approx(1.5)

@@ -137,15 +137,21 @@ def reduce_losses(values, sample_weight=None, reduction="sum_over_batch_size"):
         values = values * sample_weight
     if reduction in ("none", None):
         return values
-    total = ops.sum(values)
+    # float16 sums overflow long before their mean would: sum in float32 and
+    # saturate the result back.
+    inner = safe_ops.compute_dtype(dtype)
+    total = ops.sum(ops.cast(values, inner))
     if reduction == "sum":
-        return total
+        return safe_ops.saturating_cast(total, dtype)
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
-        divisor = ops.sum(ops.broadcast_to(sample_weight, ops.shape(values)))
-        loss = safe_ops.safe_divide(total, divisor)
+        weights = ops.broadcast_to(ops.cast(sample_weight, inner), ops.shape(values))
+        loss = safe_ops.safe_divide(total, ops.sum(weights))
     else:
-        count = max(int(np.prod(values.shape)), 1)
-        loss = total / ops.convert_to_tensor(count, dtype)
+        # The count is read at run time: under a compiled `fit` the batch
+        # dimension is unknown when the graph is built.
+        count = ops.cast(ops.size(values), inner)
+        loss = total / ops.maximum(count, ops.convert_to_tensor(1, inner))
+    loss = safe_ops.saturating_cast(loss, dtype)
     return _scale_for_distribution(loss)
 
 
