@@ -70,3 +70,12 @@ __all__ += [
     "categorical_focal_crossentropy",
     "sparse_categorical_crossentropy",
 ]
+
+from safeloss.losses import (  # noqa: E402
+    ContrastiveLoss,
+    TripletLoss,
+    contrastive_loss,
+    triplet_loss,
+)
+
+__all__ += ["ContrastiveLoss", "TripletLoss", "contrastive_loss", "triplet_loss"]

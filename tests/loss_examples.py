@@ -85,3 +85,14 @@ LOSS_EXAMPLES.update(
         ),
     }
 )
+
+LOSS_EXAMPLES["TripletLoss"] = LossExample(
+    kwargs={"margin": 2.0, "distance": "cosine", "soft": True},
+    y_pred_shape=(3, 4),
+    make_y_true=no_targets,
+)
+LOSS_EXAMPLES["ContrastiveLoss"] = LossExample(
+    kwargs={"margin": 2.0, "distance": "squared_euclidean"},
+    y_pred_shape=(2, 4),
+    make_y_true=binary_targets,
+)

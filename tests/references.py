@@ -261,3 +261,37 @@ def binary_crossentropy(y_true, y_pred, from_logits, dtype, gamma=None):
         rest = y * np.exp(log_q) + (1.0 - y) * np.exp(log_p)
         terms = np.maximum(rest, float(finfo(dtype).tiny)) ** gamma * terms
     return np.mean(terms, axis=-1)
+
+def _clip_to(x, dtype):
+    return np.minimum(x, float(finfo(dtype).max))
+
+
+def triplet(anchor, positive, negative, margin, distance, soft, dtype):
+    """Per-triplet loss, with the distances of the definition, in float64.
+
+    Squared distances enter as ``(x - y)(x + y)``, the same real number as
+    ``x**2 - y**2``, so that float64 inputs near their range give +-inf
+    (then clipped) rather than ``inf - inf``.
+    """
+    out = []
+    for a, p, n in zip(anchor, positive, negative):
+        if distance == "squared_euclidean":
+            x = pair_distance(a, p, "euclidean", dtype)
+            y = pair_distance(a, n, "euclidean", dtype)
+            with np.errstate(over="ignore"):
+                gap = (x - y) * (x + y)
+        else:
+            gap = pair_distance(a, p, distance, dtype) - pair_distance(a, n, distance, dtype)
+        violation = gap + margin
+        out.append(softplus(violation) if soft else max(violation, 0.0))
+    return _clip_to(np.asarray(out, np.float64), dtype)
+
+
+def contrastive(similar, distances, margin, dtype):
+    """Per-pair contrastive loss ``y d**2 + (1 - y) max(margin - d, 0)**2``."""
+    y = as_float64(similar)
+    d = flush(distances, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        pull = np.where(y > 0, y * d * d, 0.0)
+        push = np.where(y < 1, (1 - y) * np.maximum(margin - d, 0.0) ** 2, 0.0)
+        return _clip_to(pull + push, dtype)

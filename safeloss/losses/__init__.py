@@ -56,3 +56,8 @@ __all__ += [
     "categorical_focal_crossentropy",
     "sparse_categorical_crossentropy",
 ]
+
+from safeloss.losses._contrastive import ContrastiveLoss, contrastive_loss  # noqa: E402
+from safeloss.losses._triplet import TripletLoss, triplet_loss  # noqa: E402
+
+__all__ += ["ContrastiveLoss", "TripletLoss", "contrastive_loss", "triplet_loss"]
