@@ -36,6 +36,7 @@ __all__ = [
     "l2_normalize",
     "logit_bound",
     "logsumexp",
+    "mean",
     "safe_divide",
     "safe_log",
     "safe_norm",
@@ -403,6 +404,25 @@ def softplus(x):
         ops.log1p(ops.exp(x_neg)),
     )
     return saturating_cast(value, dtype)
+
+
+def mean(x, axis=-1, keepdims=False):
+    """Arithmetic mean along `axis` (an int or a tuple of ints).
+
+    Math: ``sum(x * (1 / n))`` with ``n`` the number of entries averaged.
+
+    Guard: Keras 3.15's `ops.mean` computes float64 in float32 on PyTorch,
+    so a float64 mean of 1e307 becomes inf there; a sum keeps the dtype on
+    every backend. Scaling each entry before the sum keeps the result finite
+    whenever every entry is. The gradient is ``1 / n`` per entry.
+    """
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    count = 1
+    for a in axes:
+        count = count * ops.shape(x)[a]
+    dtype = dtype_name(x)
+    inverse = ops.cast(1.0 / ops.cast(count, "float64"), dtype)
+    return ops.sum(x * inverse, axis=axis, keepdims=keepdims)
 
 
 def logsumexp(x, axis=-1, mask=None, keepdims=False):

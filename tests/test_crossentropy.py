@@ -312,7 +312,10 @@ def test_probability_sums_beyond_the_dtype_range():
     p = np.full((1, 20), big, np.float32)
     y = np.eye(20, dtype=np.float32)[:1]
     value, (_, grad) = value_and_grad(safeloss.categorical_crossentropy, y, p)
-    np.testing.assert_allclose(value, [np.log(20)], rtol=1e-6)
+    # log p is the difference of two logarithms near log(max) = 88: their
+    # rounding, not the guard, bounds the error.
+    rounding = 4 * np.finfo(np.float32).eps * np.log(big)
+    np.testing.assert_allclose(value, [np.log(20)], rtol=0, atol=rounding)
     assert finite(grad)
 
 
@@ -356,12 +359,28 @@ def test_agrees_with_keras(name, kwargs, from_logits):
         y_pred = y_pred if from_logits else np.clip(y_pred * 3, 1e-6, 1 - 1e-6)
     ours = getattr(safeloss, name)(from_logits=from_logits, reduction="none", **kwargs)
     theirs = getattr(keras.losses, name)(from_logits=from_logits, reduction="none", **kwargs)
+    expected = keras.ops.convert_to_numpy(theirs(y_true, y_pred))
+    if BACKEND == "torch" and name == "BinaryFocalCrossentropy" and from_logits:
+        # Keras 3.15's PyTorch backend gets this one wrong (its TensorFlow
+        # backend agrees with the formula): compare with the formula itself.
+        formula = _binary_focal_formula(y_true, y_pred, **kwargs)
+        assert not np.allclose(expected, formula, rtol=1e-3)
+        expected = formula
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(ours(y_true, y_pred)),
-        keras.ops.convert_to_numpy(theirs(y_true, y_pred)),
-        rtol=1e-6,
-        atol=1e-7,
+        keras.ops.convert_to_numpy(ours(y_true, y_pred)), expected, rtol=1e-6, atol=1e-7
     )
+
+
+def _binary_focal_formula(y_true, logits, gamma, apply_class_balancing, alpha=0.25):
+    """Keras' documented binary focal loss from logits, in float64."""
+    y, x = y_true.astype(np.float64), logits.astype(np.float64)
+    p = 1.0 / (1.0 + np.exp(-x))
+    bce = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    p_t = y * p + (1 - y) * (1 - p)
+    weight = (1 - p_t) ** gamma
+    if apply_class_balancing:
+        weight = weight * (y * alpha + (1 - y) * (1 - alpha))
+    return np.mean(weight * bce, axis=-1)
 
 
 def test_sparse_ignore_class_agrees_with_keras():
@@ -412,16 +431,18 @@ def _sparse_from_logits(labels, x):
     return safeloss.sparse_categorical_crossentropy(labels, x, from_logits=True)
 
 
-@pytest.mark.skipif("compiled" not in MODES, reason="compiled mode needs TensorFlow or JAX")
-def test_out_of_range_labels_count_as_ignored_when_compiled():
-    """Compiled code cannot check values: the documented behaviour is a loss
-    of 0 and no gradient for such a sample."""
-    y_pred = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
-    value, (_, grad) = value_and_grad(
-        _sparse_from_logits, np.array([5, 0], np.int32), y_pred, compiled=True
-    )
-    assert float(value[0]) == 0.0 and finite(value)
-    np.testing.assert_array_equal(grad[0], 0.0)
+# PyTorch has no compiled mode here (its `fit` runs eagerly and checks labels).
+if "compiled" in MODES:
+
+    def test_out_of_range_labels_count_as_ignored_when_compiled():
+        """Compiled code cannot check values: the documented behaviour is a loss
+        of 0 and no gradient for such a sample."""
+        y_pred = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
+        value, (_, grad) = value_and_grad(
+            _sparse_from_logits, np.array([5, 0], np.int32), y_pred, compiled=True
+        )
+        assert float(value[0]) == 0.0 and finite(value)
+        np.testing.assert_array_equal(grad[0], 0.0)
 
 
 @pytest.mark.parametrize(

@@ -230,3 +230,11 @@ def test_gradients_through_guards_are_exact_at_ordinary_points(dtype, compiled):
     tolerances.assert_allclose(grad, [1.0, 0.5, 0.25], dtype)
     _, grad = check_value_and_grad(safe_ops.safe_log, x, dtype, compiled)
     tolerances.assert_allclose(grad, [4.0, 1.0, 0.25], dtype)
+
+
+def test_mean_keeps_float64_range(compiled):
+    """Keras' own mean returns inf here on PyTorch (computed in float32)."""
+    x = np.array([[-1.5e307, -1.7e307], [1.0, 2.0]], np.float64)
+    value, (grad,) = value_and_grad(lambda t: safe_ops.mean(t), x, compiled=compiled)
+    np.testing.assert_allclose(value, [-1.6e307, 1.5], rtol=1e-15)
+    np.testing.assert_allclose(grad, np.full((2, 2), 0.5))

@@ -426,7 +426,7 @@ def binary_crossentropy(
     else:
         log_p, log_q = _binary_log_probs(x, False, dtype)
         elementwise = -(y * log_p + (1.0 - y) * log_q)
-    return safe_ops.saturating_cast(ops.mean(elementwise, axis=axis), dtype)
+    return safe_ops.saturating_cast(safe_ops.mean(elementwise, axis=axis), dtype)
 
 
 def _check_gamma(gamma):
@@ -553,7 +553,7 @@ def binary_focal_crossentropy(
     elementwise = ops.exp(float(gamma) * _floored_log(rest, tiny)) * bce
     if apply_class_balancing:
         elementwise = (y * alpha + (1.0 - y) * (1.0 - alpha)) * elementwise
-    return safe_ops.saturating_cast(ops.mean(elementwise, axis=axis), dtype)
+    return safe_ops.saturating_cast(safe_ops.mean(elementwise, axis=axis), dtype)
 
 
 # ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from safeloss import ops as safe_ops
 from safeloss.losses._base import SafeLoss
 
 
@@ -26,7 +27,7 @@ def identity_loss(y_true, y_pred):
         )
     if len(y_pred.shape) == 1:
         return y_pred
-    return ops.mean(y_pred, axis=tuple(range(1, len(y_pred.shape))))
+    return safe_ops.mean(y_pred, axis=tuple(range(1, len(y_pred.shape))))
 
 
 @keras.saving.register_keras_serializable(package="safeloss")
