@@ -79,3 +79,7 @@ from safeloss.losses import (  # noqa: E402
 )
 
 __all__ += ["ContrastiveLoss", "TripletLoss", "contrastive_loss", "triplet_loss"]
+
+from safeloss import layers  # noqa: E402
+
+__all__ += ["layers"]
