@@ -308,12 +308,24 @@ def test_labels_of_shape_batch_by_one_and_float_integers():
     np.testing.assert_allclose(float(loss(labels.astype(np.float32), x)), base)
 
 
-def test_tripletloss_contract():
-    """`TripletLoss(mining=...)` calls these with exactly these keywords."""
+@pytest.mark.parametrize(
+    "mining, kwargs",
+    [(m, {"margin": 0.5, "distance": "squared_euclidean"}) for m in MININGS]
+    + [("batch_hard", {"soft": True, "distance": "cosine"})],
+)
+def test_triplet_loss_class_with_mining(mining, kwargs):
+    """`TripletLoss(mining=...)` is the function of that mode, reduced; it
+    takes labels of shape (batch, 1) and weights anchors."""
     labels, x = clustered("float32")
-    for mining, fn in MINED_TRIPLET_LOSSES.items():
-        value = fn(labels, x, margin=0.5, distance="squared_euclidean", soft=False)
-        assert tuple(value.shape) == (12,)
+    per_anchor = keras.ops.convert_to_numpy(MINED_TRIPLET_LOSSES[mining](labels, x, **kwargs))
+    loss = safeloss.TripletLoss(mining=mining, **kwargs)
+    np.testing.assert_allclose(float(loss(labels[:, None], x)), np.mean(per_anchor), rtol=1e-6)
+    weights = np.linspace(0.5, 2.0, len(labels)).astype(np.float32)
+    np.testing.assert_allclose(
+        float(loss(labels, x, sample_weight=weights)), np.mean(per_anchor * weights), rtol=1e-6
+    )
+    none = safeloss.TripletLoss(mining=mining, reduction="none", **kwargs)(labels, x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(none), per_anchor, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
