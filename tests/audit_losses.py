@@ -2,16 +2,13 @@
 must pass.
 
 `SAFE_LOSSES` lists ``(function name, --kind)`` pairs that the audit must
-pass. When the safeloss loss classes land, add a function here calling each
-(``def triplet_loss(y_true, y_pred): return safeloss.TripletLoss()(y_true,
-y_pred)``) and an entry in `SAFE_LOSSES`.
+pass: safeloss's own loss classes, one function per kind.
 """
 
 import keras
 from keras import ops
 
-from safeloss import ops as safe_ops
-from safeloss.distances import paired_distances, pairwise_distances
+import safeloss
 
 
 def naive_triplet(y_true, y_pred):
@@ -33,42 +30,28 @@ def naive_softmax_crossentropy(y_true, y_pred):
     return -ops.sum(y_true * ops.log(exps / ops.sum(exps, axis=-1, keepdims=True)), axis=-1)
 
 
-def safe_triplet(y_true, y_pred):
-    anchor, positive, negative = y_pred[:, 0], y_pred[:, 1], y_pred[:, 2]
-    d_ap = paired_distances(anchor, positive)
-    d_an = paired_distances(anchor, negative)
-    return safe_ops.softplus(d_ap - d_an + 1.0)
+def safeloss_triplet(y_true, y_pred):
+    return safeloss.TripletLoss(soft=True, reduction="none")(y_true, y_pred)
 
 
-def safe_contrastive(y_true, y_pred, margin=1.0):
-    squared = paired_distances(y_pred[:, 0], y_pred[:, 1], "squared_euclidean")
-    distance = paired_distances(y_pred[:, 0], y_pred[:, 1])
-    similar = ops.cast(y_true, distance.dtype)
-    # Distances are non-negative, so the hinge lies in [0, margin]: its
-    # square cannot overflow, and the squared distance saturates.
-    hinge = safe_ops.clamp(margin - distance, 0.0, margin)
-    return similar * squared + (1.0 - similar) * ops.square(hinge)
+def safeloss_contrastive(y_true, y_pred):
+    return safeloss.ContrastiveLoss(reduction="none")(y_true, y_pred)
 
 
-def safe_center_spread(y_true, y_pred):
-    """Mean distance to same-label embeddings (a mining-loss skeleton)."""
-    distances = pairwise_distances(y_pred)
-    same = ops.cast(ops.expand_dims(y_true, 0) == ops.expand_dims(y_true, 1), distances.dtype)
-    return safe_ops.safe_divide(
-        ops.sum(same * distances, axis=-1), ops.sum(same, axis=-1)
-    )
+def safeloss_semi_hard(y_true, y_pred):
+    return safeloss.TripletSemiHardLoss(reduction="none")(y_true, y_pred)
 
 
-def safe_crossentropy_from_logits(y_true, y_pred):
-    logits = safe_ops.clip_logits(y_pred)
-    log_probs = logits - safe_ops.logsumexp(logits, axis=-1, keepdims=True)
-    return -ops.sum(ops.cast(y_true, log_probs.dtype) * log_probs, axis=-1)
+def safeloss_supcon(y_true, y_pred):
+    return safeloss.SupConLoss(temperature=0.01, reduction="none")(y_true, y_pred)
 
 
-def safe_crossentropy_from_probabilities(y_true, y_pred):
-    total = ops.sum(y_pred, axis=-1, keepdims=True)
-    probabilities = safe_ops.safe_divide(y_pred, total)
-    return -ops.sum(ops.cast(y_true, y_pred.dtype) * safe_ops.safe_log(probabilities), axis=-1)
+def safeloss_crossentropy_from_logits(y_true, y_pred):
+    return safeloss.CategoricalCrossentropy(from_logits=True, reduction="none")(y_true, y_pred)
+
+
+def safeloss_crossentropy_from_probabilities(y_true, y_pred):
+    return safeloss.CategoricalCrossentropy(reduction="none")(y_true, y_pred)
 
 
 def raises(y_true, y_pred):
@@ -92,9 +75,10 @@ def naive_log_likelihood(y_true, y_pred):
 
 
 SAFE_LOSSES = [
-    ("safe_triplet", "triplet"),
-    ("safe_contrastive", "pairs"),
-    ("safe_center_spread", "embeddings"),
-    ("safe_crossentropy_from_logits", "logits"),
-    ("safe_crossentropy_from_probabilities", "probabilities"),
+    ("safeloss_triplet", "triplet"),
+    ("safeloss_contrastive", "pairs"),
+    ("safeloss_semi_hard", "embeddings"),
+    ("safeloss_supcon", "embeddings"),
+    ("safeloss_crossentropy_from_logits", "logits"),
+    ("safeloss_crossentropy_from_probabilities", "probabilities"),
 ]

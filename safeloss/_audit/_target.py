@@ -145,7 +145,7 @@ KINDS = {
             lambda dtype, batch, dim, classes: st.tuples(
                 S.labels(batch, classes), S.embeddings(dtype, (batch, dim))
             ),
-            ("BatchHardTripletLoss", "BatchAllTripletLoss", "SupConLoss", "InfoNCE"),
+            ("TripletSemiHardLoss", "TripletHardLoss", "SupConLoss"),
         ),
         Kind(
             "logits", "(batch, classes): unnormalised scores", "(batch, classes) one-hot",
