@@ -342,9 +342,9 @@ def safe_norm(x, axis=-1, keepdims=False):
 def l2_normalize(x, axis=-1, dtype=None):
     """``x / ||x||`` along `axis`; the zero vector maps to the zero vector.
 
-    Math: each entry divided by `safe_norm`; vectors whose entries are all
-    below tiny map to 0 (Keras' `normalize` adds an epsilon instead, which
-    biases short vectors).
+    Math: each entry divided by `safe_norm`; entries below tiny count as 0,
+    so vectors whose entries are all below tiny map to 0 (Keras' `normalize`
+    adds an epsilon instead, which biases short vectors).
 
     Guard: the vector is first divided by its largest magnitude, so the
     division by the norm is by a number in ``[1, sqrt(n)]``: no overflow, no
@@ -364,6 +364,13 @@ def l2_normalize(x, axis=-1, dtype=None):
         A tensor of the same shape, in `dtype`.
     """
     x, input_dtype = _to_compute(x)
+    # Entries below tiny count as 0, as on devices that flush subnormals:
+    # otherwise a short vector's direction differs between PyTorch on CPU
+    # (which keeps subnormals) and the other backends. Subtracting a stopped
+    # copy keeps the gradient of every entry, exact zeros included (a
+    # `where` would cut it, and the direction does depend on them).
+    below_tiny = ops.abs(x) < tiny(input_dtype)
+    x = x - ops.stop_gradient(ops.where(below_tiny, x, ops.zeros_like(x)))
     scaled, _, nonzero = scale_by_max_abs(x, axis, tiny(input_dtype))
     sum_sq = _unit_sum_of_squares(scaled, nonzero, axis)
     unit = ops.where(nonzero, scaled / ops.sqrt(sum_sq), ops.zeros_like(x))
