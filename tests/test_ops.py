@@ -9,6 +9,7 @@ from safeloss import ops as safe_ops
 from safeloss.testing import tolerances, value_and_grad
 from safeloss.testing import strategies as S
 from tests import references as ref
+from tests.conftest import BACKEND
 
 VECTOR_SHAPES = st.sampled_from([(3, 4), (5, 2)])
 
@@ -238,3 +239,22 @@ def test_mean_keeps_float64_range(compiled):
     value, (grad,) = value_and_grad(lambda t: safe_ops.mean(t), x, compiled=compiled)
     np.testing.assert_allclose(value, [-1.6e307, 1.5], rtol=1e-15)
     np.testing.assert_allclose(grad, np.full((2, 2), 0.5))
+
+
+if BACKEND == "torch":
+
+    def test_torch_compile_smoke():
+        """PyTorch's compiled mode is outside the matrix (the tests run its
+        eager mode); this checks that the guards survive `torch.compile`
+        (AOT autograd, no code generation) at the zero vector."""
+        import torch
+
+        def loss(x):
+            return safe_ops.safe_norm(x).sum() + safe_ops.softplus(x * 100).sum()
+
+        x = torch.zeros((2, 3), dtype=torch.float32, requires_grad=True)
+        value = torch.compile(loss, backend="aot_eager")(x)
+        (grad,) = torch.autograd.grad(value, x)
+        assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
+        np.testing.assert_allclose(float(value), 6 * np.log(2.0), rtol=1e-6)
+        np.testing.assert_allclose(grad.numpy(), np.full((2, 3), 50.0), rtol=1e-6)
