@@ -33,7 +33,8 @@ def check_distance(distance, argument="distance"):
         )
 
 
-def _check_floating(x, argument):
+def check_floating(x, argument):
+    """Raises a ValueError naming `argument` unless `x` is floating-point."""
     dtype = safe_ops.dtype_name(x)
     if not dtype.startswith(("float", "bfloat")):
         raise ValueError(
@@ -61,7 +62,7 @@ def paired_distances(a, b, distance="euclidean"):
     check_distance(distance)
     a = ops.convert_to_tensor(a)
     b = ops.convert_to_tensor(b)
-    _check_floating(a, "a")
+    check_floating(a, "a")
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(
             "`a` and `b` must have the same shape, received "
@@ -134,7 +135,7 @@ def pairwise_distances(embeddings, distance="euclidean", *, matmul_dtype=None):
     """
     check_distance(distance)
     x = ops.convert_to_tensor(embeddings)
-    _check_floating(x, "embeddings")
+    check_floating(x, "embeddings")
     if len(x.shape) != 2:
         raise ValueError(
             "`embeddings` must have rank 2 (batch, dim), received shape "

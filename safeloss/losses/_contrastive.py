@@ -5,10 +5,9 @@ import numpy as np
 from keras import ops
 
 from safeloss import ops as safe_ops
-from safeloss.distances import check_distance, paired_distances
+from safeloss.distances import check_distance, check_floating, paired_distances
 from safeloss.losses._base import SafeLoss, concrete_value
 from safeloss.losses._triplet import (
-    check_floating,
     check_margin,
     hinge,
     in_compute_dtype,

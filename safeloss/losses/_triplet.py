@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from safeloss import ops as safe_ops
-from safeloss.distances import check_distance, paired_distances
+from safeloss.distances import check_distance, check_floating, paired_distances
 from safeloss.losses._base import SafeLoss
 
 __all__ = ["MINING_MODES", "TripletLoss", "triplet_loss"]
@@ -34,15 +34,6 @@ def check_margin(margin):
         raise ValueError(
             f"Invalid `margin`: expected a finite number >= 0, received "
             f"{margin!r}."
-        )
-
-
-def check_floating(x, argument):
-    dtype = safe_ops.dtype_name(x)
-    if not dtype.startswith(("float", "bfloat")):
-        raise ValueError(
-            f"`{argument}` must be a floating-point tensor, received "
-            f"dtype={dtype}."
         )
 
 
