@@ -16,7 +16,7 @@ LOGS="$(mktemp -d)"
 
 run_backend() {
   local backend=$1 start=$SECONDS status=0
-  KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+  KERAS_BACKEND=$backend "$VENV/bin/python" -m pytest -q -p no:cacheprovider --durations=15 \
     >"$LOGS/$backend.log" 2>&1 || status=$?
   echo "=== $backend took $((SECONDS - start)) s, exit status $status ===" >>"$LOGS/$backend.log"
   return $status
