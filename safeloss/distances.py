@@ -82,11 +82,12 @@ def paired_distances(a, b, distance="euclidean"):
     else:
         a = ops.cast(a, work)
         b = ops.cast(b, work)
-        # The difference of two finite values can overflow in its own dtype;
-        # low precision is already in float32 here, and for float32/64 the
-        # difference saturates (its gradient is then 0, never NaN).
-        diff = safe_ops.saturating_cast(a - b, work)
-        norm = safe_ops.safe_norm(diff, axis=-1)
+        # The difference of two finite values can overflow to inf in float32
+        # and float64 (low precision is in float32 here and cannot): the
+        # norm is then beyond the dtype anyway, and `safe_norm` saturates at
+        # max with a zero gradient. Clamping the difference first gave the
+        # same result at 1.3x the cost of the whole triplet loss on XLA.
+        norm = safe_ops.safe_norm(a - b, axis=-1)
         if distance == "euclidean":
             result = norm
         else:

@@ -284,7 +284,8 @@ def safe_norm(x, axis=-1, keepdims=False):
     textbook form loses the gradient below about 1e-19 in float32). A zero
     vector takes the `where` branch with ``s = 1``. Norms above the dtype's
     range (only possible within ``sqrt(n)`` of the largest value) saturate
-    at max.
+    at max, and so do vectors with an infinite entry (such as the
+    difference of two finite vectors that overflowed), with a zero gradient.
 
     Gradient: ``x / ||x||``, at most 1 in magnitude for every input; 0 at the
     zero vector (a subgradient) and where the norm saturates. It is written
@@ -327,9 +328,11 @@ def safe_norm(x, axis=-1, keepdims=False):
             # 4 per entry, the second at most 1, and the cotangent goes into
             # the per-vector factor (autodiff would multiply the cotangent by
             # s or 1/s first, which overflows for large cotangents).
+            # The `where` is on the product, not on the factor: a saturated
+            # vector may hold an inf entry, and inf * 0 is NaN.
             moving = ops.logical_and(nonzero, norm < largest(dtype))
             factor = ops.cast(upstream, work_dtype) / root
-            return (v * inverse) * ops.where(moving, factor, ops.zeros_like(factor))
+            return ops.where(moving, (v * inverse) * factor, ops.zeros_like(v))
 
         return norm, grad
 
