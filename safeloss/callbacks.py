@@ -109,8 +109,9 @@ class NonFiniteGuard(keras.callbacks.Callback):
         events: list of `NonFiniteEvent`, one per detection, cleared when
             training begins.
         triggered: whether any detection happened.
-        epoch, batch, reason, first_bad_layer, first_bad_variable,
-            batch_loss: the fields of the first event (None before one).
+        epoch: the first event's `epoch` (None before one); `batch`,
+            `reason`, `first_bad_layer`, `first_bad_variable` and
+            `batch_loss` are its other fields, likewise.
         last_batch_loss: the latest batch's own loss (None before the first
             batch or when the loss tracker was not updated).
 
