@@ -65,3 +65,22 @@ def test_images_exist(page):
     for target in IMAGE.findall(page.read_text()):
         if "://" not in target:
             assert (page.parent / target).is_file(), f"{page.name}: {target} is missing"
+
+
+TESTS = DOCS.parent / "tests"
+TEST_REFERENCE = re.compile(r"`(?:(tests/\w+\.py)::)?(test_\w+)`")
+
+
+def test_numerics_page_names_real_tests():
+    """Each `tests/file.py::test_name` (or a bare `test_name` after it, in
+    the same file) on the numerics page is a test function there."""
+    text = (DOCS / "numerics.md").read_text()
+    current, checked = None, 0
+    for line in text.splitlines():
+        for file, name in TEST_REFERENCE.findall(line):
+            current = file or current
+            assert current, f"{name} is named before any test file"
+            source = (TESTS.parent / current).read_text()
+            assert re.search(rf"def {name}\(", source), f"{current} has no {name}"
+            checked += 1
+    assert checked > 20
