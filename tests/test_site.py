@@ -9,7 +9,7 @@ import re
 import pytest
 
 import safeloss
-from safeloss import callbacks, layers, ops
+from safeloss import callbacks, layers, ops, testing
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 API_PAGES = sorted((DOCS / "api").glob("*.md"))
@@ -43,7 +43,7 @@ DOCUMENTED = {path: resolve(path) for path in documented_paths()}
 
 
 def public_names():
-    for module in (safeloss, ops, layers, callbacks):
+    for module in (safeloss, ops, layers, callbacks, testing):
         for name in module.__all__:
             yield f"{module.__name__}.{name}"
 
