@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from keras import ops
 
 from safeloss import mining
-from safeloss.testing import value_and_grad
+from safeloss.distances import DISTANCES, pairwise_distances
+from safeloss.testing import strategies as S
+from safeloss.testing import tolerances, value_and_grad
 
 
 def run(fn, *inputs, compiled=False):
@@ -123,3 +125,44 @@ def test_sorted_negatives_puts_negatives_first():
     np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :3], [4, 3, 1])
     np.testing.assert_array_equal(ops.convert_to_numpy(keys)[0, :3], [2.0, 3.0, 4.0])
     assert int(ops.convert_to_numpy(count)[0, 0]) == 3
+
+
+def pair_weights(batch, dtype):
+    """Fixed, distinct cotangents in [0.5, 1] for every pair."""
+    i, j = np.meshgrid(np.arange(batch), np.arange(batch), indexing="ij")
+    return (0.5 + 0.125 * ((7 * i + 3 * j) % 5)).astype(S.numpy_dtype(dtype))
+
+
+@given(data=st.data())
+def test_distance_rows_in_blocks_equal_the_whole_matrix(data, dtype, compiled):
+    """Rows built two at a time (the last block ragged) have the values of
+    `pairwise_distances` and the gradient of the same weighted sum, on
+    extreme inputs too."""
+    distance = data.draw(st.sampled_from(DISTANCES))
+    batch, dim = data.draw(st.sampled_from([(5, 3), (6, 4)]))
+    x = data.draw(S.embeddings(dtype, (batch, dim)))
+    weights = pair_weights(batch, dtype)
+
+    def blocked(embeddings, w):
+        rows = [
+            mining.distance_rows(embeddings, start, stop, distance)
+            for start, stop in mining.anchor_blocks(batch, 2)
+        ]
+        return ops.concatenate(rows, axis=0) * w
+
+    def whole(embeddings, w):
+        return pairwise_distances(embeddings, distance) * w
+
+    value, (grad, _) = value_and_grad(blocked, x, weights, compiled=compiled)
+    expected, (expected_grad, _) = value_and_grad(whole, x, weights, compiled=compiled)
+    tolerances.assert_allclose(value, expected, dtype)
+    tolerances.assert_allclose(grad, expected_grad, dtype)
+
+
+def test_distance_rows_check_their_inputs():
+    with pytest.raises(ValueError, match="distance.*manhattan"):
+        mining.distance_rows(np.ones((2, 2), np.float32), 0, 1, "manhattan")
+    with pytest.raises(ValueError, match="embeddings.*rank 2.*\\(2,\\)"):
+        mining.distance_rows(np.ones(2, np.float32), 0, 1)
+    with pytest.raises(ValueError, match="embeddings.*floating.*int32"):
+        mining.distance_rows(np.ones((2, 2), np.int32), 0, 1)

@@ -42,7 +42,7 @@ from keras import ops
 
 from safeloss import mining
 from safeloss import ops as safe_ops
-from safeloss.distances import check_distance, pairwise_distances
+from safeloss.distances import check_distance
 from safeloss.losses._base import SafeLoss, integer_labels
 
 __all__ = [
@@ -161,16 +161,12 @@ def _mined_loss(labels, embeddings, distance, block_size, mine_block):
     labels, embeddings = _check_inputs(labels, embeddings)
     dtype = safe_ops.dtype_name(embeddings)
     work = safe_ops.compute_dtype(dtype)
-    distances = ops.cast(pairwise_distances(embeddings, distance), work)
     blocks = mining.anchor_blocks(embeddings.shape[0], block_size)
-    if len(blocks) == 1:
-        pieces = [distances]
-    else:
-        # One split, not a slice per block: the gradient of each slice would
-        # be a zero-padded (batch, batch) matrix, all alive at once.
-        pieces = ops.split(distances, [stop for _, stop in blocks[:-1]], axis=0)
     scales, sums, counts = [], [], []
-    for (start, stop), rows in zip(blocks, pieces):
+    for start, stop in blocks:
+        # Each block's distance rows are built from the embeddings, so no
+        # batch x batch temporary of the whole matrix exists in either pass.
+        rows = ops.cast(mining.distance_rows(embeddings, start, stop, distance), work)
         positive, negative = mining.label_masks(labels, start, stop)
         scale, unit_sum, count = mine_block(rows, positive, negative)
         scales.append(scale)
