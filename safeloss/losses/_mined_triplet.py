@@ -25,10 +25,12 @@ the batch (Keras' ``sum_over_batch_size``) is the loss above: anchor a gets
 Where nothing is valid (one class, all labels distinct, a batch of one) the
 loss is 0 with a zero, finite gradient.
 
-Memory is O(batch**2): mining runs under `stop_gradient` on blocks of anchor
-rows (`safeloss.mining`), and gradients reach the embeddings only through
-the distances the mining picked, gathered from the distance matrix, whose
-backward pass needs only the embeddings and the distances.
+Memory is O(batch**2): each block of anchor rows builds its own rows of the
+distance matrix from the embeddings (`safeloss.mining.distance_rows`), so
+the forward pass holds (block, batch) temporaries rather than those of the
+whole matrix; mining runs on the block under `stop_gradient`; gradients
+reach the embeddings only through the distances the mining picked, and the
+rows' backward pass needs only the embeddings and the rows.
 
 References:
     Schroff, Kalenichenko, Philbin. FaceNet: A Unified Embedding for Face
