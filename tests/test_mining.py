@@ -166,22 +166,6 @@ def test_distance_rows_in_blocks_equal_the_whole_matrix(distance, dtype, compile
     tolerances.assert_allclose(grad, expected_grad, dtype, scale=4.0)
 
 
-@given(data=st.data())
-def test_distance_rows_stay_finite(data, dtype, compiled):
-    """Extreme, duplicate and zero rows: finite values and gradients in the
-    input dtype, and an exact 0 between a row and itself."""
-    distance = data.draw(st.sampled_from(DISTANCES))
-    batch, dim = data.draw(st.sampled_from([(5, 3), (6, 4)]))
-    x = data.draw(S.embeddings(dtype, (batch, dim)))
-    value, (grad, _) = value_and_grad(
-        blocked_rows(distance, batch), x, pair_weights(batch, dtype), compiled=compiled
-    )
-    assert str(value.dtype) == dtype and str(grad.dtype) == dtype
-    assert np.all(np.isfinite(value.astype(np.float64)))
-    assert np.all(np.isfinite(grad.astype(np.float64)))
-    np.testing.assert_array_equal(np.diagonal(value).astype(np.float64), 0.0)
-
-
 def test_distance_rows_check_their_inputs():
     with pytest.raises(ValueError, match="distance.*manhattan"):
         mining.distance_rows(np.ones((2, 2), np.float32), 0, 1, "manhattan")

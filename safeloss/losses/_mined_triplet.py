@@ -30,7 +30,10 @@ distance matrix from the embeddings (`safeloss.mining.distance_rows`), so
 the forward pass holds (block, batch) temporaries rather than those of the
 whole matrix; mining runs on the block under `stop_gradient`; gradients
 reach the embeddings only through the distances the mining picked, and the
-rows' backward pass needs only the embeddings and the rows.
+rows' backward pass needs only the embeddings and the rows. When there is
+more than one block, each block is rematerialised (`keras.remat`): the
+backward pass recomputes it instead of keeping its temporaries, about one
+more forward pass of time for a peak of one block's temporaries.
 
 References:
     Schroff, Kalenichenko, Philbin. FaceNet: A Unified Embedding for Face
@@ -38,6 +41,8 @@ References:
     Hermans, Beyer, Leibe. In Defense of the Triplet Loss for Person
     Re-Identification. 2017. arXiv:1703.07737.
 """
+
+import functools
 
 import keras
 from keras import ops
@@ -164,16 +169,26 @@ def _mined_loss(labels, embeddings, distance, block_size, mine_block):
     dtype = safe_ops.dtype_name(embeddings)
     work = safe_ops.compute_dtype(dtype)
     blocks = mining.anchor_blocks(embeddings.shape[0], block_size)
-    scales, sums, counts = [], [], []
-    for start, stop in blocks:
-        # Each block's distance rows are built from the embeddings, so no
-        # batch x batch temporary of the whole matrix exists in either pass.
-        rows = ops.cast(mining.distance_rows(embeddings, start, stop, distance), work)
+
+    def block_terms(x, start, stop):
+        rows = ops.cast(mining.distance_rows(x, start, stop, distance), work)
         positive, negative = mining.label_masks(labels, start, stop)
         scale, unit_sum, count = mine_block(rows, positive, negative)
+        return scale, unit_sum, ops.cast(count, work)
+
+    scales, sums, counts = [], [], []
+    for start, stop in blocks:
+        block = functools.partial(block_terms, start=start, stop=stop)
+        if len(blocks) > 1:
+            # Recomputed in the backward pass, one block at a time: otherwise
+            # an eager tape keeps every block's (block, batch) temporaries
+            # (TensorFlow's custom-gradient ops included), a dozen batch x
+            # batch matrices in all (over 8 GiB at batch 8192).
+            block = keras.remat(block)
+        scale, unit_sum, count = block(embeddings)
         scales.append(scale)
         sums.append(unit_sum)
-        counts.append(ops.cast(count, work))
+        counts.append(count)
     concat = (lambda parts: parts[0]) if len(blocks) == 1 else ops.concatenate
     scale, unit_sum, count = concat(scales), concat(sums), concat(counts)
     total = ops.stop_gradient(ops.sum(count))
