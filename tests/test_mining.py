@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from keras import ops
 
 from safeloss import mining
-from safeloss.testing import value_and_grad
+from safeloss.distances import DISTANCES, pairwise_distances
+from safeloss.testing import strategies as S
+from safeloss.testing import tolerances, value_and_grad
 
 
 def run(fn, *inputs, compiled=False):
@@ -123,3 +125,51 @@ def test_sorted_negatives_puts_negatives_first():
     np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :3], [4, 3, 1])
     np.testing.assert_array_equal(ops.convert_to_numpy(keys)[0, :3], [2.0, 3.0, 4.0])
     assert int(ops.convert_to_numpy(count)[0, 0]) == 3
+
+
+def pair_weights(batch, dtype):
+    """Fixed, distinct cotangents in [0.5, 1] for every pair."""
+    i, j = np.meshgrid(np.arange(batch), np.arange(batch), indexing="ij")
+    return (0.5 + 0.125 * ((7 * i + 3 * j) % 5)).astype(S.numpy_dtype(dtype))
+
+
+def blocked_rows(distance, batch, block_size=2):
+    """The weighted distance matrix assembled from row blocks."""
+
+    def fn(embeddings, weights):
+        rows = [
+            mining.distance_rows(embeddings, start, stop, distance)
+            for start, stop in mining.anchor_blocks(batch, block_size)
+        ]
+        return ops.concatenate(rows, axis=0) * weights
+
+    return fn
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_distance_rows_in_blocks_equal_the_whole_matrix(distance, dtype, compiled):
+    """Rows built two at a time (the last block ragged) have the values of
+    `pairwise_distances` and the gradient of the same weighted sum: the
+    per-block gradients add up to the whole matrix's."""
+    batch = 5
+    x = np.random.default_rng(3).standard_normal((batch, 4)).astype(S.numpy_dtype(dtype))
+    weights = pair_weights(batch, dtype)
+
+    def whole(embeddings, w):
+        return pairwise_distances(embeddings, distance) * w
+
+    value, (grad, _) = value_and_grad(
+        blocked_rows(distance, batch), x, weights, compiled=compiled
+    )
+    expected, (expected_grad, _) = value_and_grad(whole, x, weights, compiled=compiled)
+    tolerances.assert_allclose(value, expected, dtype)
+    tolerances.assert_allclose(grad, expected_grad, dtype, scale=4.0)
+
+
+def test_distance_rows_check_their_inputs():
+    with pytest.raises(ValueError, match="distance.*manhattan"):
+        mining.distance_rows(np.ones((2, 2), np.float32), 0, 1, "manhattan")
+    with pytest.raises(ValueError, match="embeddings.*rank 2.*\\(2,\\)"):
+        mining.distance_rows(np.ones(2, np.float32), 0, 1)
+    with pytest.raises(ValueError, match="embeddings.*floating.*int32"):
+        mining.distance_rows(np.ones((2, 2), np.int32), 0, 1)

@@ -25,10 +25,15 @@ the batch (Keras' ``sum_over_batch_size``) is the loss above: anchor a gets
 Where nothing is valid (one class, all labels distinct, a batch of one) the
 loss is 0 with a zero, finite gradient.
 
-Memory is O(batch**2): mining runs under `stop_gradient` on blocks of anchor
-rows (`safeloss.mining`), and gradients reach the embeddings only through
-the distances the mining picked, gathered from the distance matrix, whose
-backward pass needs only the embeddings and the distances.
+Memory is O(batch**2): each block of anchor rows builds its own rows of the
+distance matrix from the embeddings (`safeloss.mining.distance_rows`), so
+the forward pass holds (block, batch) temporaries rather than those of the
+whole matrix; mining runs on the block under `stop_gradient`; gradients
+reach the embeddings only through the distances the mining picked, and the
+rows' backward pass needs only the embeddings and the rows. When there is
+more than one block, each block is rematerialised (`keras.remat`): the
+backward pass recomputes it instead of keeping its temporaries, about one
+more forward pass of time for a peak of one block's temporaries.
 
 References:
     Schroff, Kalenichenko, Philbin. FaceNet: A Unified Embedding for Face
@@ -37,12 +42,14 @@ References:
     Re-Identification. 2017. arXiv:1703.07737.
 """
 
+import functools
+
 import keras
 from keras import ops
 
 from safeloss import mining
 from safeloss import ops as safe_ops
-from safeloss.distances import check_distance, pairwise_distances
+from safeloss.distances import check_distance
 from safeloss.losses._base import SafeLoss, integer_labels
 
 __all__ = [
@@ -161,21 +168,27 @@ def _mined_loss(labels, embeddings, distance, block_size, mine_block):
     labels, embeddings = _check_inputs(labels, embeddings)
     dtype = safe_ops.dtype_name(embeddings)
     work = safe_ops.compute_dtype(dtype)
-    distances = ops.cast(pairwise_distances(embeddings, distance), work)
     blocks = mining.anchor_blocks(embeddings.shape[0], block_size)
-    if len(blocks) == 1:
-        pieces = [distances]
-    else:
-        # One split, not a slice per block: the gradient of each slice would
-        # be a zero-padded (batch, batch) matrix, all alive at once.
-        pieces = ops.split(distances, [stop for _, stop in blocks[:-1]], axis=0)
-    scales, sums, counts = [], [], []
-    for (start, stop), rows in zip(blocks, pieces):
+
+    def block_terms(x, start, stop):
+        rows = ops.cast(mining.distance_rows(x, start, stop, distance), work)
         positive, negative = mining.label_masks(labels, start, stop)
         scale, unit_sum, count = mine_block(rows, positive, negative)
+        return scale, unit_sum, ops.cast(count, work)
+
+    scales, sums, counts = [], [], []
+    for start, stop in blocks:
+        block = functools.partial(block_terms, start=start, stop=stop)
+        if len(blocks) > 1:
+            # Recomputed in the backward pass, one block at a time: otherwise
+            # an eager tape keeps every block's (block, batch) temporaries
+            # (TensorFlow's custom-gradient ops included), a dozen batch x
+            # batch matrices in all (over 8 GiB at batch 8192).
+            block = keras.remat(block)
+        scale, unit_sum, count = block(embeddings)
         scales.append(scale)
         sums.append(unit_sum)
-        counts.append(ops.cast(count, work))
+        counts.append(count)
     concat = (lambda parts: parts[0]) if len(blocks) == 1 else ops.concatenate
     scale, unit_sum, count = concat(scales), concat(sums), concat(counts)
     total = ops.stop_gradient(ops.sum(count))
