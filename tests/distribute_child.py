@@ -148,8 +148,9 @@ def _compare(data, scope):
         for name, case in members.items()
     }
     heads = {f"head{i}": case for i, case in enumerate(cases.values())}
-    # Eager on one device: the same arithmetic without tracing a graph.
-    single = _one_step(heads, data, run_eagerly=True)
+    # On one device TensorFlow runs eagerly (no graph to trace); eager JAX
+    # would compile every op separately, slower than one jit.
+    single = _one_step(heads, data, run_eagerly=keras.backend.backend() == "tensorflow")
     with scope():
         multi = _one_step(heads, data, run_eagerly=False)
     initial = _model(heads)
