@@ -195,9 +195,10 @@ class TripletLoss(SafeLoss):
         soft: use ``softplus`` in place of the hinge.
         mining: None, ``"batch_all"``, ``"batch_hard"`` or ``"semi_hard"``.
         global_batch: under `tf.distribute` with more than one replica,
-            compute the loss over the rows of all replicas (gathered) instead
-            of each replica's own (changes the result only with `mining`); see `docs/multi-device.md`. No effect
-            elsewhere (JAX `DataParallel` already sees the global batch).
+            mine over the rows of all replicas (gathered) instead of each
+            replica's own; see `docs/multi-device.md`. It changes the result
+            only with `mining`, and nothing on JAX (`DataParallel` already
+            hands the loss the global batch) or PyTorch.
         reduction, name, dtype: see `safeloss.losses.SafeLoss`.
 
     Example:
