@@ -337,6 +337,14 @@ class NTXentLoss(SafeLoss):
             effect elsewhere (JAX `DataParallel` already sees the global
             batch).
         reduction, name, dtype: as in `SafeLoss`.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> views = np.array([[[1.0, 0.0], [1.0, 0.0]],
+        ...                   [[0.0, 1.0], [0.0, 1.0]]], "float32")
+        >>> round(float(safeloss.NTXentLoss(temperature=1.0)(None, views)), 4)
+        0.5514
     """
 
     label_kind = "ignored"
@@ -387,6 +395,14 @@ class SupConLoss(SafeLoss):
             effect elsewhere (JAX `DataParallel` already sees the global
             batch).
         reduction, name, dtype: as in `SafeLoss`.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], "float32")
+        >>> loss = safeloss.SupConLoss(temperature=1.0)
+        >>> round(float(loss(np.array([0, 0, 1]), x)), 4)  # the third has no positive
+        0.3133
     """
 
     label_kind = "integer"
