@@ -96,3 +96,10 @@ LOSS_EXAMPLES["ContrastiveLoss"] = LossExample(
     y_pred_shape=(2, 4),
     make_y_true=binary_targets,
 )
+
+# Issue 9: the `global_batch` option of the count-normalised losses.
+for _name in ("TripletLoss", "TripletSemiHardLoss", "TripletHardLoss", "NTXentLoss", "SupConLoss"):
+    LOSS_EXAMPLES[_name] = dataclasses.replace(
+        LOSS_EXAMPLES[_name], kwargs={**LOSS_EXAMPLES[_name].kwargs, "global_batch": True}
+    )
+del _name

@@ -43,6 +43,7 @@ from keras import ops
 
 from safeloss import ops as safe_ops
 from safeloss.losses._base import SafeLoss, integer_labels, reduce_losses
+from safeloss.losses._distribute import gathers_global_batch
 
 __all__ = ["NTXentLoss", "SupConLoss", "ntxent_loss", "supcon_loss"]
 
@@ -330,6 +331,11 @@ class NTXentLoss(SafeLoss):
 
     Args:
         temperature: the positive, finite temperature (default 0.1).
+        global_batch: under `tf.distribute` with more than one replica,
+            score every anchor against the rows of all replicas (gathered)
+            instead of its own replica's; see `docs/multi-device.md`. No
+            effect elsewhere (JAX `DataParallel` already sees the global
+            batch).
         reduction, name, dtype: as in `SafeLoss`.
 
     Example:
@@ -346,19 +352,25 @@ class NTXentLoss(SafeLoss):
     def __init__(
         self,
         temperature=0.1,
+        global_batch=False,
         reduction="sum_over_batch_size",
         name=None,
         dtype=None,
     ):
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.temperature = _check_temperature(temperature)
+        self.global_batch = bool(global_batch)
+
+    @gathers_global_batch
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         return ntxent_loss(y_true, y_pred, temperature=self.temperature)
 
     def get_config(self):
         config = super().get_config()
-        config["temperature"] = self.temperature
+        config.update(temperature=self.temperature, global_batch=self.global_batch)
         return config
 
 
@@ -377,6 +389,11 @@ class SupConLoss(SafeLoss):
 
     Args:
         temperature: the positive, finite temperature (default 0.1).
+        global_batch: under `tf.distribute` with more than one replica,
+            score every anchor against the rows of all replicas (gathered)
+            instead of its own replica's; see `docs/multi-device.md`. No
+            effect elsewhere (JAX `DataParallel` already sees the global
+            batch).
         reduction, name, dtype: as in `SafeLoss`.
 
     Example:
@@ -393,13 +410,16 @@ class SupConLoss(SafeLoss):
     def __init__(
         self,
         temperature=0.1,
+        global_batch=False,
         reduction="sum_over_batch_size",
         name=None,
         dtype=None,
     ):
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.temperature = _check_temperature(temperature)
+        self.global_batch = bool(global_batch)
 
+    @gathers_global_batch
     def __call__(self, y_true, y_pred, sample_weight=None):
         if self.reduction not in _MEAN_REDUCTIONS:
             return super().__call__(y_true, y_pred, sample_weight)
@@ -425,5 +445,5 @@ class SupConLoss(SafeLoss):
 
     def get_config(self):
         config = super().get_config()
-        config["temperature"] = self.temperature
+        config.update(temperature=self.temperature, global_batch=self.global_batch)
         return config

@@ -51,6 +51,7 @@ from safeloss import mining
 from safeloss import ops as safe_ops
 from safeloss.distances import check_distance
 from safeloss.losses._base import SafeLoss, integer_labels
+from safeloss.losses._distribute import gathers_global_batch
 
 __all__ = [
     "AVERAGES",
@@ -425,6 +426,11 @@ class TripletSemiHardLoss(SafeLoss):
         margin: the margin.
         distance_metric: ``"L2"`` (Euclidean), ``"squared-L2"`` or
             ``"angular"`` (1 - cosine similarity).
+        global_batch: under `tf.distribute` with more than one replica,
+            mine and normalise over the rows of all replicas (gathered)
+            instead of each replica's own; see `docs/multi-device.md`. No
+            effect elsewhere (JAX `DataParallel` already sees the global
+            batch).
         reduction, name, dtype: see `SafeLoss`. With ``"none"`` the loss
             returns one value per anchor, scaled so that their mean is the
             loss; `sample_weight` weights anchors.
@@ -440,12 +446,17 @@ class TripletSemiHardLoss(SafeLoss):
 
     label_kind = "integer"
 
-    def __init__(self, margin=1.0, distance_metric="L2",
+    def __init__(self, margin=1.0, distance_metric="L2", global_batch=False,
                  reduction="sum_over_batch_size", name=None, dtype=None):
         _check_distance_metric(distance_metric)
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.margin = _check_margin(margin)
         self.distance_metric = distance_metric
+        self.global_batch = bool(global_batch)
+
+    @gathers_global_batch
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         return semi_hard_triplet_loss(
@@ -455,7 +466,10 @@ class TripletSemiHardLoss(SafeLoss):
 
     def get_config(self):
         config = super().get_config()
-        config.update(margin=self.margin, distance_metric=self.distance_metric)
+        config.update(
+            margin=self.margin, distance_metric=self.distance_metric,
+            global_batch=self.global_batch,
+        )
         return config
 
 
@@ -474,6 +488,11 @@ class TripletHardLoss(SafeLoss):
         margin: the margin (unused when ``soft=True``, as in TFA).
         soft: softplus instead of the hinge.
         distance_metric: ``"L2"``, ``"squared-L2"`` or ``"angular"``.
+        global_batch: under `tf.distribute` with more than one replica,
+            mine and normalise over the rows of all replicas (gathered)
+            instead of each replica's own; see `docs/multi-device.md`. No
+            effect elsewhere (JAX `DataParallel` already sees the global
+            batch).
         reduction, name, dtype: see `SafeLoss`; per-anchor values with
             ``"none"``, `sample_weight` weights anchors.
 
@@ -489,12 +508,18 @@ class TripletHardLoss(SafeLoss):
     label_kind = "integer"
 
     def __init__(self, margin=1.0, soft=False, distance_metric="L2",
-                 reduction="sum_over_batch_size", name=None, dtype=None):
+                 global_batch=False, reduction="sum_over_batch_size",
+                 name=None, dtype=None):
         _check_distance_metric(distance_metric)
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.margin = _check_margin(margin)
         self.soft = bool(soft)
         self.distance_metric = distance_metric
+        self.global_batch = bool(global_batch)
+
+    @gathers_global_batch
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         return batch_hard_triplet_loss(
@@ -507,5 +532,6 @@ class TripletHardLoss(SafeLoss):
         config.update(
             margin=self.margin, soft=self.soft,
             distance_metric=self.distance_metric,
+            global_batch=self.global_batch,
         )
         return config

@@ -17,6 +17,7 @@ from keras import ops
 from safeloss import ops as safe_ops
 from safeloss.distances import check_distance, check_floating, paired_distances
 from safeloss.losses._base import SafeLoss
+from safeloss.losses._distribute import gathers_global_batch
 
 __all__ = ["MINING_MODES", "TripletLoss", "triplet_loss"]
 
@@ -193,6 +194,11 @@ class TripletLoss(SafeLoss):
         distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
         soft: use ``softplus`` in place of the hinge.
         mining: None, ``"batch_all"``, ``"batch_hard"`` or ``"semi_hard"``.
+        global_batch: under `tf.distribute` with more than one replica,
+            mine over the rows of all replicas (gathered) instead of each
+            replica's own; see `docs/multi-device.md`. It changes the result
+            only with `mining`, and nothing on JAX (`DataParallel` already
+            hands the loss the global batch) or PyTorch.
         reduction, name, dtype: see `safeloss.losses.SafeLoss`.
 
     Example:
@@ -209,6 +215,7 @@ class TripletLoss(SafeLoss):
         distance="euclidean",
         soft=False,
         mining=None,
+        global_batch=False,
         reduction="sum_over_batch_size",
         name=None,
         dtype=None,
@@ -221,6 +228,11 @@ class TripletLoss(SafeLoss):
         self.distance = distance
         self.soft = bool(soft)
         self.mining = mining
+        self.global_batch = bool(global_batch)
+
+    @gathers_global_batch
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return super().__call__(y_true, y_pred, sample_weight)
 
     @property
     def label_kind(self):
@@ -253,5 +265,6 @@ class TripletLoss(SafeLoss):
             distance=self.distance,
             soft=self.soft,
             mining=self.mining,
+            global_batch=self.global_batch,
         )
         return config
