@@ -138,7 +138,7 @@ def run_child(spec, time_cap, mem_cap_bytes):
             return json.load(f), None
 
 
-def run_config(config, module_name, args):
+def run_config(config, module_name, args, failed_before=None):
     """Measures each contender's memory alone, then times the rest together.
 
     Memory goes first so that a contender which fails there (an exception, a
@@ -151,8 +151,14 @@ def run_config(config, module_name, args):
         "threads": THREADS, "warmup": WARMUP,
     }
     caps = (args.time_cap, args.mem_cap_gib * 2**30)
+    failed_before = failed_before or {}
     contenders = []
     for name in config.contenders:
+        if name in failed_before:
+            status = f"not run: {failed_before[name]} at a smaller size"
+            contenders.append({"name": name, "status": status,
+                               "memory": {"status": status}})
+            continue
         # A fresh process each: ru_maxrss only ever grows.
         memory, status = run_child(
             dict(spec, task="memory", contenders=[name]), *caps)
@@ -274,10 +280,19 @@ def main(argv=None):
         "load_average": {"start": os.getloadavg()},
         "results": [],
     }
+    # {series: {contender: the status it first failed with}}
+    failures = {}
     for i, (config, module_name) in enumerate(configs, 1):
         print(f"[{i}/{len(configs)}] {config.suite} {config.backend} "
               f"{config.mode} {config.params}", file=sys.stderr, flush=True)
-        report["results"].append(run_config(config, module_name, args))
+        failed = failures.setdefault(config.series, {})
+        result = run_config(config, module_name, args,
+                            failed if config.series else None)
+        result["series"] = config.series
+        for c in result["contenders"]:
+            if c["status"] != "ok" and not c["status"].startswith("not run"):
+                failed.setdefault(c["name"], c["status"].split(":")[0])
+        report["results"].append(result)
     report["load_average"]["end"] = os.getloadavg()
 
     table = markdown_table(report["results"]) + "\n" + caption(report)
