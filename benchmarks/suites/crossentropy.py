@@ -12,12 +12,12 @@ configs stay comparable with earlier runs):
 
 * ``loss=categorical`` (the params of the first runs have no ``loss`` key:
   ``inputs=logits`` and ``inputs=probabilities``): `keras`, `safeloss`,
-  `naive` (``-sum(y * log_softmax(x))`` for logits, ``-sum(y * log(p /
+  `naive` (``-sum(y * log(softmax(x)))`` for logits, ``-sum(y * log(p /
   sum(p)))`` for probabilities), and for logits `optax`
   (``softmax_cross_entropy``, JAX) and `torch.cross_entropy`
   (``F.cross_entropy`` with probability targets, PyTorch).
 * ``loss=sparse``, logits, integer labels (not differentiated): `keras`,
-  `safeloss`, `naive` (the label's entry of ``log_softmax``), `optax`
+  `safeloss`, `naive` (the label's entry of ``log(softmax(x))``), `optax`
   (``softmax_cross_entropy_with_integer_labels``), `torch.cross_entropy`.
 * ``loss=binary``, logits, 1000 independent outputs per sample, mean over
   them: `keras`, `safeloss`, `naive` (``-(y log sigmoid(x) + (1 - y) log(1 -
@@ -30,6 +30,9 @@ import numpy as np
 from benchmarks._runner import Config, Suite, configs_for, value_and_grad_step
 
 INPUTS = ("logits", "probabilities")
+FUNCTION_NAMES = {"categorical": "categorical_crossentropy",
+                  "sparse": "sparse_categorical_crossentropy",
+                  "binary": "binary_crossentropy"}
 SHAPE = {"batch": 4096, "classes": 1000}
 PEERS = {
     ("categorical", "logits"): {"jax": ("optax",), "torch": ("torch.cross_entropy",)},
@@ -81,7 +84,7 @@ def _naive(loss, from_logits):
         return binary
     if from_logits:
         def log_probabilities(x):
-            return ops.log_softmax(x, axis=-1)
+            return ops.log(ops.softmax(x, axis=-1))
     else:
         def log_probabilities(p):
             return ops.log(p / ops.sum(p, axis=-1, keepdims=True))
@@ -105,7 +108,7 @@ def _function(contender, loss, from_logits):
             module = keras.losses
         else:
             import safeloss as module
-        function = getattr(module, f"{loss}_crossentropy")
+        function = getattr(module, FUNCTION_NAMES[loss])
         return lambda y, x: function(y, x, from_logits=from_logits)
     if contender == "optax":
         import optax
