@@ -41,7 +41,8 @@ def curves(results, loss):
             if failure is not None:
                 continue
             if c["status"] == "ok":
-                points.append((batch, c["median_ms"], c["memory"]["peak_rss_mib"]))
+                points.append((batch, c["median_ms"],
+                               c["memory"].get("peak_rss_mib")))
             else:
                 out[c["name"]] = (points, (batch, c["status"].split(":")[0]))
     return out
@@ -56,8 +57,10 @@ def plot_family(report, family, losses, out_dir):
             ax = axes[row][column]
             index = 1 if metric == "median_ms" else 2
             for name, (points, failure) in data.items():
-                xs = [p[0] for p in points]
-                ys = [max(p[index], 0.1) for p in points]
+                # Peak RSS is missing from runs made with --no-memory.
+                measured = [p for p in points if p[index] is not None]
+                xs = [p[0] for p in measured]
+                ys = [max(p[index], 0.1) for p in measured]
                 (line,) = ax.plot(xs, ys, marker="o", label=name)
                 if failure is not None and ys:
                     ax.plot([failure[0]], [ys[-1]], marker="x", markersize=10,
