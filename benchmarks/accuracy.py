@@ -11,17 +11,20 @@ an adversarial input set is run eagerly, value and gradient (of the summed
 value, with respect to the embeddings or predictions, not the targets), with
 `safeloss.testing.value_and_grad`. A row of the table gives:
 
-* the largest error of the value against the float64 reference of
-  `tests/references.py`, over the cases where both are finite. The reference
-  sees the inputs already rounded to the dtype and follows safeloss's
-  documented conventions at the edges (entries below the dtype's smallest
-  normal count as 0, logits are clipped to +-max/4, logarithms floored at
-  the smallest normal, results clipped to the largest finite value), so
-  differences there count against the peers. The error is relative,
-  ``|v - r| / max(|r|, atol)`` with the dtype's absolute tolerance of
-  `safeloss.testing.tolerances` as the floor, except for the mined triplet
-  losses, whose distances come from a Gram matrix: there it is norm-scaled,
-  ``|v - r| / max(|r|, s)`` with ``s`` the largest row norm of the batch;
+* the largest error of the value against a float64 reference, over the
+  cases where both are finite. The reference is the brute-force function of
+  `tests/references.py` evaluated in float64 on the inputs already rounded
+  to the dtype (the exact answer for those inputs: nothing flushed, no
+  logit clipping that float64 would not need), then saturated at the
+  dtype's largest finite value, the best answer the dtype can hold. The
+  error is relative, ``|v - r| / max(|r|, atol)`` with the dtype's absolute
+  tolerance of `safeloss.testing.tolerances` as the floor, except for the
+  mined triplet losses, whose distances come from a Gram matrix: there it
+  is norm-scaled, ``|v - r| / max(|r|, s)`` with ``s`` the largest row norm
+  of the batch. Where the exact value is a limit that a convention replaces
+  (``log 0``, an all-zero probability row) the reference follows the
+  float64 conventions of `tests/references.py` (logarithms floored at
+  float64's smallest normal, an all-zero row read as uniform);
 * the case with that largest error;
 * the share of cases whose value has a NaN, an inf; whose gradient has a
   NaN, an inf.
@@ -156,7 +159,9 @@ def _probability_cases(dtype, binary):
             "saturated 0/1": (y, y.copy()),
             "one minus eps": (y, np.where(y > 0, 1 - 1e-3, 1e-3)),
             "subnormals": (y, np.where(y > 0, 1.0, tiny / 4)),
-            "zeros": (y, np.zeros_like(x)),
+            # ReLU outputs read as probabilities, all 0 where y is 0: the
+            # loss is 0, but y * log(p) is 0 * -inf.
+            "zeros": (np.zeros_like(y), np.zeros_like(x)),
         }
     hot = np.arange(ROWS) % CLASSES
     y = np.eye(CLASSES)[hot]
@@ -375,6 +380,7 @@ def _problems():
     `kind` is "relative" or "norm-scaled".
     """
     import safeloss
+    from safeloss.losses import reduce_losses
     from tests import references as ref
 
     def pair_cases(dtype):
@@ -444,7 +450,9 @@ def _problems():
     from keras import ops
 
     def mean_of(fn):
-        return lambda y, x, **kw: ops.mean(fn(y, x, **kw))
+        # safeloss's own reduction, as its Loss classes apply it: a plain
+        # mean of per-anchor values near the largest float overflows.
+        return lambda y, x, **kw: reduce_losses(fn(y, x, **kw))
 
     problems = [
         ("euclidean distance", "relative", pair_cases, distance_ref, {
@@ -493,7 +501,7 @@ def _problems():
                     _pml_infonce("ntxent", temperature)(y, x)),
         }),
         ("supcon", "relative", infonce_cases, supcon_ref, {
-            "safeloss": (None, lambda y, x, temperature=TEMPERATURE: ops.mean(
+            "safeloss": (None, lambda y, x, temperature=TEMPERATURE: reduce_losses(
                 safeloss.supcon_loss(y, x, temperature=temperature))),
             "naive": (None, lambda y, x, temperature=TEMPERATURE:
                       _naive_infonce(y, x, temperature)),
@@ -577,10 +585,16 @@ def measure(backend, dtypes):
                         y = np.asarray(y).astype(np_dtype)
                     rounded[name] = (y, np.asarray(x).astype(np_dtype), kwargs)
             references = {}
+            largest, _ = _limits(dtype)
             for name, (y, x, kwargs) in rounded.items():
                 with np.errstate(all="ignore"):
-                    references[name] = np.asarray(
-                        reference(y, x.astype(np.float64), dtype, **kwargs), np.float64)
+                    exact = np.asarray(reference(
+                        y, x.astype(np.float64), "float64", **kwargs), np.float64)
+                # The best answer in the dtype: a finite exact value beyond
+                # its range saturates; an infinite one (an infinite input)
+                # stays infinite, and the case counts only for NaN and inf.
+                references[name] = np.where(
+                    np.isfinite(exact), np.clip(exact, -largest, largest), exact)
             for contender, (backends, fn) in contenders.items():
                 if backends is not None and backend not in backends:
                     continue
