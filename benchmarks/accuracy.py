@@ -665,26 +665,45 @@ def markdown_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def summary_table(rows):
-    """Per loss and contender: the worst over dtypes and backends."""
-    groups = {}
-    for row in rows:
-        groups.setdefault((row["loss"], row["contender"]), []).append(row)
-    lines = [
-        "| loss | contender | largest error (fp32 / fp64) | cases with NaN or inf "
-        "(value or gradient, all dtypes and backends) |",
-        "|---|---|--:|--:|",
-    ]
-    for (loss, contender), group in groups.items():
-        def worst(dtype):
-            errors = [r["max_error"] for r in group
-                      if r["dtype"] == dtype and r["max_error"] is not None]
-            return f"{max(errors):.0e}" if errors else "-"
+PEER_COLUMNS = (
+    ("safeloss", ("safeloss",)),
+    ("naive", ("naive",)),
+    ("keras", ("keras",)),
+    ("optax", ("optax",)),
+    ("torch.nn.functional", ("torch.pairwise_distance",
+                             "torch.triplet_margin_loss", "torch.functional")),
+    ("pytorch-metric-learning", ("pml", "pml (mean)")),
+)
 
-        bad = sum(len(_bad_cases(r)) for r in group)
-        ran = sum(r["cases"] - len(r["errors"]) for r in group)
-        lines.append(f"| {loss} | {contender} | {worst('float32')} / "
-                     f"{worst('float64')} | {bad}/{ran} |")
+
+def summary_table(rows):
+    """One row per loss: per contender, the cases with a NaN or an inf
+    (value or gradient) over every dtype and backend it ran on, and its
+    largest float32 error; then safeloss's largest error per dtype."""
+    losses = list(dict.fromkeys(row["loss"] for row in rows))
+    lines = [
+        "| loss | " + " | ".join(name for name, _ in PEER_COLUMNS)
+        + " | safeloss largest error (float16 / bfloat16 / float32 / float64) |",
+        "|---|" + "--:|" * len(PEER_COLUMNS) + "---|",
+    ]
+    for loss in losses:
+        cells = [loss]
+        for _, contenders in PEER_COLUMNS:
+            group = [r for r in rows if r["loss"] == loss and r["contender"] in contenders]
+            ran = sum(r["cases"] - len(r["errors"]) for r in group)
+            bad = sum(len(_bad_cases(r)) for r in group)
+            errors = [r["max_error"] for r in group
+                      if r["dtype"] == "float32" and r["max_error"] is not None]
+            error = f"{max(errors):.0e}" if errors else "-"
+            cells.append(f"{bad}/{ran}, {error}" if ran else "-")
+        errors = []
+        for dtype in DTYPES:
+            found = [r["max_error"] for r in rows if r["loss"] == loss
+                     and r["contender"] == "safeloss" and r["dtype"] == dtype
+                     and r["max_error"] is not None]
+            errors.append(f"{max(found):.0e}" if found else "-")
+        cells.append(" / ".join(errors))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
