@@ -121,7 +121,6 @@ def _logit_cases(dtype, binary):
     largest, _ = _limits(dtype)
     rng = np.random.default_rng(2)
     x = 3 * rng.standard_normal((ROWS, CLASSES))
-    target = x.copy()
     hot = np.arange(ROWS) % CLASSES
     plus_inf_target, minus_inf_other = x.copy(), x.copy()
     plus_inf_target[np.arange(ROWS), hot] = np.inf
@@ -136,7 +135,6 @@ def _logit_cases(dtype, binary):
         "+inf logits": plus_inf_target,
         "-inf logits": minus_inf_other,
     }
-    del target
     if binary:
         y = (rng.standard_normal(x.shape) > 0).astype(float)
         # Saturated the right way: sigmoid(+-100) is 0 or 1 where y agrees.
@@ -209,7 +207,7 @@ def _naive_pairwise(x):
     return ops.sqrt(d2 + zero * 1e-16) * (1 - zero)
 
 
-def _label_masks(labels, dtype):
+def _label_masks(labels):
     from keras import ops
 
     same = ops.equal(labels[:, None], labels[None, :])
@@ -222,7 +220,7 @@ def _naive_mined(mining):
 
     def loss(labels, x):
         d = _naive_pairwise(x)
-        positive, negative = _label_masks(labels, x.dtype)
+        positive, negative = _label_masks(labels)
         if mining == "batch_all":
             valid = ops.logical_and(positive[:, :, None], negative[:, None, :])
             terms = ops.maximum(d[:, :, None] - d[:, None, :] + MARGIN, 0.0)

@@ -17,9 +17,7 @@ cap) ends its curve there. `benchmarks/plot.py` draws the curves from the
 runner's JSON. `--quick` runs batch 256 only, to check that the suite runs.
 """
 
-import numpy as np
-
-from benchmarks._runner import Config, Suite, value_and_grad_step
+from benchmarks._runner import Config, Suite
 from benchmarks.suites import infonce, mining
 
 BACKEND, MODE = "jax", "compiled"
