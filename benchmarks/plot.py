@@ -29,8 +29,13 @@ METRICS = (
 )
 
 
-def curves(results, loss):
-    """{contender: ([(batch, median_ms, peak_rss_mib)], first failure)}."""
+def curves(results, loss, metric):
+    """{contender: ([(batch, value)], (batch, why) of its first failure)}.
+
+    Time and memory fail separately: the memory runs are one child per
+    contender, the timings one child for all, so a slow contender's timeout
+    takes every timing of its configuration but no memory figure.
+    """
     out = {}
     for result in sorted((r for r in results if r["suite"] == "scaling"
                           and r["params"]["loss"] == loss),
@@ -38,13 +43,13 @@ def curves(results, loss):
         batch = result["params"]["batch"]
         for c in result["contenders"]:
             points, failure = out.setdefault(c["name"], ([], None))
-            if failure is not None:
+            source = c["memory"] if metric == "peak_rss_mib" else c
+            if failure is not None or source["status"] == "not measured":
                 continue
-            if c["status"] == "ok":
-                points.append((batch, c["median_ms"],
-                               c["memory"].get("peak_rss_mib")))
-            else:
-                out[c["name"]] = (points, (batch, c["status"].split(":")[0]))
+            if source["status"] == "ok" and metric in source:
+                points.append((batch, source[metric]))
+            elif not source["status"].startswith("not run"):
+                out[c["name"]] = (points, (batch, source["status"].split(":")[0]))
     return out
 
 
@@ -52,18 +57,17 @@ def plot_family(report, family, losses, out_dir):
     fig, axes = plt.subplots(2, len(losses), figsize=(4.2 * len(losses), 7),
                              squeeze=False)
     for column, loss in enumerate(losses):
-        data = curves(report["results"], loss)
         for row, (metric, label) in enumerate(METRICS):
             ax = axes[row][column]
-            index = 1 if metric == "median_ms" else 2
-            for name, (points, failure) in data.items():
-                # Peak RSS is missing from runs made with --no-memory.
-                measured = [p for p in points if p[index] is not None]
-                xs = [p[0] for p in measured]
-                ys = [max(p[index], 0.1) for p in measured]
+            for name, (points, failure) in curves(
+                    report["results"], loss, metric).items():
+                xs = [p[0] for p in points]
+                ys = [max(p[1], 0.1) for p in points]
                 (line,) = ax.plot(xs, ys, marker="o", label=name)
-                if failure is not None and ys:
-                    ax.plot([failure[0]], [ys[-1]], marker="x", markersize=10,
+                if failure is not None:
+                    # Drawn at the curve's last height, or at the bottom.
+                    height = ys[-1] if ys else 0.1
+                    ax.plot([failure[0]], [height], marker="x", markersize=10,
                             color=line.get_color(), linestyle="none",
                             label=f"{name}: {failure[1]} at {failure[0]}")
             ax.set_xscale("log", base=2)
