@@ -109,19 +109,27 @@ class NonFiniteGuard(keras.callbacks.Callback):
         events: list of `NonFiniteEvent`, one per detection, cleared when
             training begins.
         triggered: whether any detection happened.
-        epoch, batch, reason, first_bad_layer, first_bad_variable,
-            batch_loss: the fields of the first event (None before one).
+        epoch: the first event's `epoch` (None before one); `batch`,
+            `reason`, `first_bad_layer`, `first_bad_variable` and
+            `batch_loss` are its other fields, likewise.
         last_batch_loss: the latest batch's own loss (None before the first
             batch or when the loss tracker was not updated).
 
     Example:
+        A NaN in the second sample makes the second batch's update NaN; the
+        guard restores the weights from before it and stops:
 
-    ```python
-    guard = safeloss.NonFiniteGuard()
-    model.fit(x, y, epochs=20, callbacks=[guard])
-    if guard.triggered:
-        print(guard.epoch, guard.batch, guard.reason, guard.first_bad_layer)
-    ```
+        >>> import keras, numpy as np, safeloss
+        >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x = np.array([[1.0], [np.nan], [2.0]], "float32")
+        >>> guard = safeloss.NonFiniteGuard(verbose=0)
+        >>> _ = model.fit(x, np.zeros((3, 1)), batch_size=1, verbose=0,
+        ...               shuffle=False, callbacks=[guard])
+        >>> guard.triggered, guard.epoch, guard.batch, guard.reason
+        (True, 0, 1, 'loss')
+        >>> all(bool(np.isfinite(w).all()) for w in model.get_weights())
+        True
     """
 
     def __init__(

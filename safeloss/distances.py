@@ -58,6 +58,14 @@ def paired_distances(a, b, distance="euclidean"):
 
     Returns:
         A tensor (...) in the inputs' dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> a = np.array([[0.0, 0.0], [1.0, 1.0]], "float32")
+        >>> b = np.array([[3.0, 4.0], [1.0, 1.0]], "float32")
+        >>> np.asarray(safeloss.paired_distances(a, b))
+        array([5., 0.], dtype=float32)
     """
     check_distance(distance)
     a = ops.convert_to_tensor(a)
@@ -132,6 +140,14 @@ def pairwise_distances(embeddings, distance="euclidean", *, matmul_dtype=None):
     Returns:
         A (batch, batch) tensor in the embeddings' dtype. float64 stays
         float64 on every backend.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> x = np.array([[0.0, 0.0], [3.0, 4.0]], "float32")
+        >>> np.asarray(safeloss.pairwise_distances(x))
+        array([[0., 5.],
+               [5., 0.]], dtype=float32)
     """
     check_distance(distance)
     x = ops.convert_to_tensor(embeddings)

@@ -73,6 +73,14 @@ class TripletLossLayer(_Float32Layer):
         margin: the margin of the hinge (or of the soft margin).
         distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
         soft: use ``softplus(d_ap - d_an + margin)`` instead of the hinge.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import layers
+        >>> a = np.array([[0.0, 0.0]], "float32")
+        >>> n = np.array([[0.3, 0.4]], "float32")
+        >>> np.asarray(layers.TripletLossLayer(margin=1.0)([a, a, n]))  # 0 - 0.5 + 1
+        array([[0.5]], dtype=float32)
     """
 
     def __init__(self, margin=1.0, distance="euclidean", soft=False, **kwargs):
@@ -115,6 +123,16 @@ class ContrastiveLossLayer(_Float32Layer):
     Args:
         margin: dissimilar pairs closer than this are penalised.
         distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import layers
+        >>> first = np.array([[0.0, 0.0], [0.0, 0.0]], "float32")
+        >>> second = np.array([[0.0, 0.0], [0.3, 0.4]], "float32")
+        >>> same = np.array([[1.0], [0.0]], "float32")
+        >>> np.asarray(layers.ContrastiveLossLayer(margin=1.0)([first, second, same]))
+        array([[0.  ],
+               [0.25]], dtype=float32)
     """
 
     def __init__(self, margin=1.0, distance="euclidean", **kwargs):
@@ -156,6 +174,15 @@ class Distance(_Float32Layer):
 
     Args:
         distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import layers
+        >>> a = np.array([[0.0, 0.0], [1.0, 1.0]], "float32")
+        >>> b = np.array([[3.0, 4.0], [1.0, 1.0]], "float32")
+        >>> np.asarray(layers.Distance()([a, b]))
+        array([[5.],
+               [0.]], dtype=float32)
     """
 
     def __init__(self, distance="euclidean", **kwargs):
@@ -186,6 +213,14 @@ class L2Normalize(_Float32Layer):
 
     Args:
         axis: the axis to normalise.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import layers
+        >>> x = np.array([[3.0, 4.0], [0.0, 0.0]], "float32")
+        >>> np.round(np.asarray(layers.L2Normalize()(x)), 4)
+        array([[0.6, 0.8],
+               [0. , 0. ]], dtype=float32)
     """
 
     def __init__(self, axis=-1, **kwargs):

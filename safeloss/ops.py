@@ -52,7 +52,13 @@ _LOW_PRECISION = ("float16", "bfloat16")
 
 
 def finfo(dtype):
-    """`numpy.finfo` for a Keras dtype name, bfloat16 included."""
+    """`numpy.finfo` for a Keras dtype name, bfloat16 included.
+
+    Example:
+        >>> from safeloss import ops
+        >>> float(ops.finfo("bfloat16").max)
+        3.3895313892515355e+38
+    """
     dtype = backend.standardize_dtype(dtype)
     if dtype == "bfloat16":
         return ml_dtypes.finfo(ml_dtypes.bfloat16)
@@ -60,12 +66,24 @@ def finfo(dtype):
 
 
 def tiny(dtype):
-    """The dtype's smallest normal number, as a Python float."""
+    """The dtype's smallest normal number, as a Python float.
+
+    Example:
+        >>> from safeloss import ops
+        >>> ops.tiny("float16")
+        6.103515625e-05
+    """
     return float(finfo(dtype).tiny)
 
 
 def largest(dtype):
-    """The dtype's largest finite number, as a Python float."""
+    """The dtype's largest finite number, as a Python float.
+
+    Example:
+        >>> from safeloss import ops
+        >>> ops.largest("float16")
+        65504.0
+    """
     return float(finfo(dtype).max)
 
 
@@ -74,13 +92,25 @@ def compute_dtype(dtype):
 
     float16 and bfloat16 are promoted to float32: their 5 and 8 exponent-bit
     ranges overflow on squares and `exp` of ordinary values.
+
+    Example:
+        >>> from safeloss import ops
+        >>> ops.compute_dtype("float16"), ops.compute_dtype("float64")
+        ('float32', 'float64')
     """
     dtype = backend.standardize_dtype(dtype)
     return "float32" if dtype in _LOW_PRECISION else dtype
 
 
 def dtype_name(x):
-    """The Keras name of a tensor's dtype (``"float32"``, ``"bfloat16"``...)."""
+    """The Keras name of a tensor's dtype (``"float32"``, ``"bfloat16"``...).
+
+    Example:
+        >>> import keras
+        >>> from safeloss import ops
+        >>> ops.dtype_name(keras.ops.ones((2,), "bfloat16"))
+        'bfloat16'
+    """
     return backend.standardize_dtype(x.dtype)
 
 
@@ -101,6 +131,13 @@ def clamp(x, lower, upper):
     `ops.clip` would do the same, but it is far slower under `jax.jit` in
     front of reductions, and `ops.minimum`/`ops.maximum` turn float64 into
     float32 on PyTorch. The gradient is 1 inside the interval, 0 outside.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> x = np.array([-2.0, 0.5, 3.0], "float32")
+        >>> np.asarray(ops.clamp(x, 0.0, 1.0))
+        array([0. , 0.5, 1. ], dtype=float32)
     """
     dtype = dtype_name(x)
     # convert_to_tensor with a dtype, not cast: TensorFlow casts a Python
@@ -113,6 +150,13 @@ def saturating_cast(x, dtype):
     """Casts `x` to `dtype`, mapping values beyond its range to +-max.
 
     The gradient is 0 where a value saturates, and never NaN.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> x = np.array([1e6, -1e6, 2.5], "float32")
+        >>> np.asarray(ops.saturating_cast(x, "float16")).tolist()
+        [65504.0, -65504.0, 2.5]
     """
     big = largest(dtype)
     return ops.cast(clamp(x, -big, big), dtype)
@@ -126,6 +170,14 @@ def saturating_multiply(scale, factor, dtype):
     appears in neither pass: backends differentiate through an inf product
     in ways that can produce ``0 * inf = NaN``. The gradient is 0 where the
     product saturates.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from safeloss import ops
+        >>> scale = keras.ops.convert_to_tensor([2.0, 1e30], "float32")
+        >>> factor = keras.ops.convert_to_tensor([3.0, 1e10], "float32")
+        >>> np.asarray(ops.saturating_multiply(scale, factor, "float32")).tolist()
+        [6.0, 3.4028234663852886e+38]
     """
     big = largest(dtype)
     overflow = factor > big / scale
@@ -182,6 +234,12 @@ def safe_log(x):
 
     Returns:
         A tensor of the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> np.round(np.asarray(ops.safe_log(np.array([0.0, 1.0], "float32"))), 4)
+        array([-87.3366,   0.    ], dtype=float32)
     """
     x, dtype = _to_compute(x)
     floor = tiny(dtype)
@@ -211,6 +269,14 @@ def safe_divide(numerator, denominator):
 
     Returns:
         The broadcast quotient, in the numerator's dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> a = np.array([1.0, 1.0, 1e30], "float32")
+        >>> b = np.array([4.0, 0.0, 1e-30], "float32")
+        >>> np.asarray(ops.safe_divide(a, b)).tolist()
+        [0.25, 0.0, 3.4028234663852886e+38]
     """
     a, dtype = _to_compute(numerator)
     b = ops.cast(ops.convert_to_tensor(denominator), a.dtype)
@@ -255,6 +321,14 @@ def scale_by_max_abs(x, axis, tiny):
     dtype's range: XLA on CPU may divide by multiplying with the reciprocal,
     and the reciprocal of a larger `s` is subnormal, flushed to zero, which
     turned ``x / s`` into 0 and the gradient into NaN (seen on JAX).
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> x = np.array([[2.0, -8.0], [0.0, 0.0]], "float32")
+        >>> scaled, scale, nonzero = ops.scale_by_max_abs(x, -1, ops.tiny("float32"))
+        >>> np.asarray(scaled).tolist(), np.asarray(nonzero).tolist()
+        ([[0.25, -1.0], [0.0, 0.0]], [[True], [False]])
     """
     work_dtype = dtype_name(x)
     cap = 1.0 / float(finfo(work_dtype).tiny)
@@ -300,6 +374,13 @@ def safe_norm(x, axis=-1, keepdims=False):
 
     Returns:
         A tensor of the input's dtype without `axis` (or with length 1 there).
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> x = np.array([[3e30, 4e30], [0.0, 0.0]], "float32")  # squares overflow
+        >>> np.asarray(ops.safe_norm(x))
+        array([5.e+30, 0.e+00], dtype=float32)
     """
     x, dtype = _to_compute(x)
 
@@ -362,6 +443,14 @@ def l2_normalize(x, axis=-1, dtype=None):
 
     Returns:
         A tensor of the same shape, in `dtype`.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> x = np.array([[3.0, 4.0], [0.0, 0.0]], "float32")
+        >>> np.round(np.asarray(ops.l2_normalize(x)), 4)
+        array([[0.6, 0.8],
+               [0. , 0. ]], dtype=float32)
     """
     x, input_dtype = _to_compute(x)
     # Entries below tiny count as 0, as on devices that flush subnormals:
@@ -399,6 +488,14 @@ def softplus(x):
 
     Returns:
         A tensor of the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> np.round(np.asarray(ops.softplus(np.array([-20.0, 0.0, 100.0], "float32"))), 4)
+        array([  0.    ,   0.6931, 100.    ], dtype=float32)
+        >>> np.asarray(ops.softplus(np.array([12.0], "float16")))  # exp(12) > 65504
+        array([12.], dtype=float16)
     """
     x, dtype = _to_compute(x)
     zero = ops.zeros_like(x)
@@ -422,6 +519,12 @@ def mean(x, axis=-1, keepdims=False):
     so a float64 mean of 1e307 becomes inf there; a sum keeps the dtype on
     every backend. Scaling each entry before the sum keeps the result finite
     whenever every entry is. The gradient is ``1 / n`` per entry.
+
+    Example:
+        >>> import keras
+        >>> from safeloss import ops
+        >>> float(ops.mean(keras.ops.convert_to_tensor([1e307, 1e307], "float64")))
+        1e+307
     """
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     count = 1
@@ -457,6 +560,14 @@ def logsumexp(x, axis=-1, mask=None, keepdims=False):
 
     Returns:
         A tensor of the input's dtype without `axis`.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> x = np.array([[10.0, 10.0], [5.0, 7.0]], "float32")
+        >>> mask = np.array([[True, True], [False, False]])
+        >>> np.round(np.asarray(ops.logsumexp(x, mask=mask)), 4)  # 10 + log 2; empty row
+        array([10.6931,  0.    ], dtype=float32)
     """
     x, dtype = _to_compute(x)
     valid = x > float("-inf")
@@ -486,6 +597,11 @@ def logit_bound(dtype):
     A quarter of the dtype's largest value: differences of two clipped
     logits stay finite, and every logit up to a tenth of the largest value,
     the range safeloss promises to handle exactly, passes unchanged.
+
+    Example:
+        >>> from safeloss import ops
+        >>> ops.logit_bound("float16")
+        16376.0
     """
     return largest(dtype) / 4
 
@@ -508,6 +624,13 @@ def clip_logits(x):
 
     Returns:
         A tensor of the same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss import ops
+        >>> x = np.array([-np.inf, 1.0, np.inf], "float16")
+        >>> np.asarray(ops.clip_logits(x)).tolist()
+        [-16376.0, 1.0, 16376.0]
     """
     x = ops.convert_to_tensor(x)
     bound = logit_bound(dtype_name(x))

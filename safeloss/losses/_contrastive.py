@@ -143,6 +143,14 @@ class ContrastiveLoss(SafeLoss):
         distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``,
             for embedding pairs.
         reduction, name, dtype: see `safeloss.losses.SafeLoss`.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> pairs = np.array([[[1.0, 2.0], [1.0, 2.0]],  # similar, distance 0
+        ...                   [[0.0, 0.0], [0.3, 0.4]]], "float32")  # dissimilar, 0.5
+        >>> float(safeloss.ContrastiveLoss(margin=1.0)(np.array([1, 0]), pairs))
+        0.125
     """
 
     label_kind = "float"

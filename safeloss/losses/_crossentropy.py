@@ -365,6 +365,14 @@ def sparse_categorical_crossentropy(
             gradient, like an ignored one, instead of the backend's error,
             NaN or silently clamped index.
 
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> relu_out = np.array([[0.0, 0.0], [3.0, 1.0]], "float32")
+        >>> loss = safeloss.sparse_categorical_crossentropy(np.array([1, 0]), relu_out)
+        >>> np.round(np.asarray(loss), 4)  # the zero row reads as uniform
+        array([0.6931, 0.2877], dtype=float32)
+
     Numerics: see the module docstring. The true class is picked by
     comparing the label with each class index (a mask, no gather), so no
     label value can index out of bounds.
@@ -484,6 +492,14 @@ def categorical_focal_crossentropy(
     is ``tiny**gamma`` with a zero gradient, where ``(1 - p)**gamma`` with
     ``gamma < 1`` has an infinite slope and Keras' gradient is NaN. Other
     edges as in `categorical_crossentropy`.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> y = np.array([[0.0, 1.0], [1.0, 0.0]], "float32")
+        >>> relu_out = np.array([[0.0, 0.0], [3.0, 1.0]], "float32")
+        >>> np.round(np.asarray(safeloss.categorical_focal_crossentropy(y, relu_out)), 4)
+        array([0.0433, 0.0045], dtype=float32)
     """
     _check_label_smoothing(label_smoothing)
     _check_gamma(gamma)
@@ -540,6 +556,15 @@ def binary_focal_crossentropy(
     (``1 - sigmoid(x)`` is 0 in float32 above x = 17; ``exp(-softplus(x))``
     is not). The factor is ``exp(gamma * log(1 - p_t))`` with the logarithm
     floored at tiny, so ``gamma < 1`` has no infinite slope at saturation.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> y = np.array([[1.0], [0.0]], "float32")
+        >>> logits = np.array([[0.0], [30.0]], "float32")
+        >>> loss = safeloss.binary_focal_crossentropy(y, logits, from_logits=True)
+        >>> np.round(np.asarray(loss), 4)
+        array([ 0.1733, 30.    ], dtype=float32)
     """
     _check_label_smoothing(label_smoothing)
     _check_gamma(gamma)
@@ -622,6 +647,14 @@ class SparseCategoricalCrossentropy(SafeLoss):
     Labels stay integers (no float16 rounding of large class ids). With
     `ignore_class`, ``"sum_over_batch_size"``/``"mean"`` average over the
     samples that are not ignored, as Keras does; a batch with none gives 0.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> logits = np.array([[np.inf, 0.0], [-np.inf, 0.0]], "float32")
+        >>> loss = safeloss.SparseCategoricalCrossentropy(from_logits=True)
+        >>> float(loss(np.array([0, 1]), logits))
+        0.0
     """
 
     label_kind = "integer"
@@ -689,7 +722,16 @@ class SparseCategoricalCrossentropy(SafeLoss):
 
 @keras.saving.register_keras_serializable(package="safeloss")
 class BinaryCrossentropy(_DenseTargetLoss):
-    """`binary_crossentropy` as a Keras loss; Keras' signature."""
+    """`binary_crossentropy` as a Keras loss; Keras' signature.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> y = np.array([[1.0], [0.0]], "float32")
+        >>> logits = np.array([[np.inf], [-np.inf]], "float32")
+        >>> float(safeloss.BinaryCrossentropy(from_logits=True)(y, logits))
+        0.0
+    """
 
     def __init__(
         self,
@@ -727,7 +769,16 @@ class BinaryCrossentropy(_DenseTargetLoss):
 
 @keras.saving.register_keras_serializable(package="safeloss")
 class CategoricalFocalCrossentropy(_DenseTargetLoss):
-    """`categorical_focal_crossentropy` as a Keras loss; Keras' signature."""
+    """`categorical_focal_crossentropy` as a Keras loss; Keras' signature.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> y = np.array([[0.0, 1.0], [1.0, 0.0]], "float32")
+        >>> relu_out = np.array([[0.0, 0.0], [3.0, 1.0]], "float32")
+        >>> round(float(safeloss.CategoricalFocalCrossentropy()(y, relu_out)), 4)
+        0.0239
+    """
 
     def __init__(
         self,
@@ -774,7 +825,17 @@ class CategoricalFocalCrossentropy(_DenseTargetLoss):
 
 @keras.saving.register_keras_serializable(package="safeloss")
 class BinaryFocalCrossentropy(_DenseTargetLoss):
-    """`binary_focal_crossentropy` as a Keras loss; Keras' signature."""
+    """`binary_focal_crossentropy` as a Keras loss; Keras' signature.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> y = np.array([[1.0]], "float32")
+        >>> logits = np.array([[np.inf]], "float32")
+        >>> loss = safeloss.BinaryFocalCrossentropy(gamma=0.5, from_logits=True)
+        >>> float(loss(y, logits))  # Keras: NaN
+        0.0
+    """
 
     def __init__(
         self,

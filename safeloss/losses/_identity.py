@@ -17,6 +17,13 @@ def identity_loss(y_true, y_pred):
 
     Returns:
         A (batch,) tensor.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> per_sample = np.array([[0.5, 1.5], [2.0, 2.0]], "float32")
+        >>> np.asarray(safeloss.identity_loss(None, per_sample))
+        array([1., 2.], dtype=float32)
     """
     del y_true
     y_pred = ops.convert_to_tensor(y_pred)
@@ -44,6 +51,13 @@ class IdentityLoss(SafeLoss):
 
     Args:
         reduction, name, dtype: as for every safeloss loss (`SafeLoss`).
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> loss = safeloss.IdentityLoss()
+        >>> float(loss(None, np.array([0.5, 1.5], "float32")))
+        1.0
     """
 
     label_kind = "ignored"

@@ -331,6 +331,14 @@ class NTXentLoss(SafeLoss):
     Args:
         temperature: the positive, finite temperature (default 0.1).
         reduction, name, dtype: as in `SafeLoss`.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> views = np.array([[[1.0, 0.0], [1.0, 0.0]],
+        ...                   [[0.0, 1.0], [0.0, 1.0]]], "float32")
+        >>> round(float(safeloss.NTXentLoss(temperature=1.0)(None, views)), 4)
+        0.5514
     """
 
     label_kind = "ignored"
@@ -370,6 +378,14 @@ class SupConLoss(SafeLoss):
     Args:
         temperature: the positive, finite temperature (default 0.1).
         reduction, name, dtype: as in `SafeLoss`.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], "float32")
+        >>> loss = safeloss.SupConLoss(temperature=1.0)
+        >>> round(float(loss(np.array([0, 0, 1]), x)), 4)  # the third has no positive
+        0.3133
     """
 
     label_kind = "integer"

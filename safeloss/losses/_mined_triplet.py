@@ -213,8 +213,9 @@ def batch_hard_triplet_loss(
 
     Example:
         >>> import numpy as np
+        >>> import safeloss
         >>> x = np.array([[0.0], [1.0], [1.5], [3.0]], "float32")
-        >>> values = batch_hard_triplet_loss(np.array([0, 0, 1, 1]), x)
+        >>> values = safeloss.batch_hard_triplet_loss(np.array([0, 0, 1, 1]), x)
         >>> round(float(np.mean(np.asarray(values))), 4)
         1.125
 
@@ -262,6 +263,14 @@ def semi_hard_triplet_loss(
     Returns:
         (batch,) per-anchor values, ``batch * (sum of the anchor's pair
         losses) / (number of valid pairs in the batch)``.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> x = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.5], [3.0, 4.0]], "float32")
+        >>> labels = np.array([0, 0, 1, 1])
+        >>> np.round(np.asarray(safeloss.semi_hard_triplet_loss(labels, x)), 4)
+        array([0.5   , 0.5   , 5.1098, 0.6098], dtype=float32)
 
     Numerics: the search for n* is a stable sort of each anchor's negatives
     and a binary search (O(batch**2) memory; TensorFlow Addons tiles a
@@ -315,6 +324,14 @@ def batch_all_triplet_loss(
     Returns:
         (batch,) per-anchor values, ``batch * (sum of the anchor's triplet
         losses) / count``.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> x = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.5], [3.0, 4.0]], "float32")
+        >>> labels = np.array([0, 0, 1, 1])
+        >>> np.round(np.asarray(safeloss.batch_all_triplet_loss(labels, x)), 4)
+        array([0.25  , 0.25  , 5.1098, 0.6098], dtype=float32)
 
     Numerics: each anchor's distances are divided by
     ``max(max_j d_aj, |m|)`` first, so prefix sums and counts times
@@ -400,7 +417,12 @@ class TripletSemiHardLoss(SafeLoss):
             loss; `sample_weight` weights anchors.
 
     Example:
-        >>> model.compile(optimizer="adam", loss=safeloss.TripletSemiHardLoss())
+        >>> import numpy as np
+        >>> import safeloss
+        >>> x = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.5], [3.0, 4.0]], "float32")
+        >>> labels = np.array([0, 0, 1, 1])
+        >>> round(float(safeloss.TripletSemiHardLoss()(labels, x)), 4)
+        1.6799
     """
 
     label_kind = "integer"
@@ -441,6 +463,14 @@ class TripletHardLoss(SafeLoss):
         distance_metric: ``"L2"``, ``"squared-L2"`` or ``"angular"``.
         reduction, name, dtype: see `SafeLoss`; per-anchor values with
             ``"none"``, `sample_weight` weights anchors.
+
+    Example:
+        >>> import numpy as np
+        >>> import safeloss
+        >>> x = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.5], [3.0, 4.0]], "float32")
+        >>> labels = np.array([0, 0, 1, 1])
+        >>> round(float(safeloss.TripletHardLoss()(labels, x)), 4)
+        1.6799
     """
 
     label_kind = "integer"
