@@ -16,7 +16,10 @@ MODES = ("eager", "compiled")
 class Config:
     """One table block: every contender timed side by side in one process.
 
-    `contenders[0]` is the baseline that ratios are taken against.
+    `contenders[0]` is the baseline that ratios are taken against. Configs
+    sharing a `series` are one curve in increasing size: a contender that
+    fails in one (an error, a timeout, the memory cap) is not run in the
+    later ones of its series, which would only fail again, slower.
     """
 
     suite: str
@@ -24,6 +27,7 @@ class Config:
     mode: str
     params: dict
     contenders: tuple
+    series: str = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [--quick|--full] [--suite NAME ...]
         [--backend tensorflow jax torch] [--json PATH] [--markdown PATH]
-        [--repeats N] [--time-cap S] [--mem-cap-gib G]
+        [--repeats N] [--time-cap S] [--mem-cap-gib G] [--no-memory]
 
 This parent process never imports keras or a backend: each configuration
 runs in child processes that choose their backend, and a small parent keeps
@@ -64,6 +64,9 @@ def parse_args(argv):
                    default=round(0.75 * total_gib, 1), metavar="G",
                    help="RSS limit of each child process "
                    "(default: 75%% of total memory, %(default)s)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="time only: one child per configuration instead of "
+                   "one more per contender for its peak RSS")
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = REPEATS[args.size]
@@ -138,7 +141,7 @@ def run_child(spec, time_cap, mem_cap_bytes):
             return json.load(f), None
 
 
-def run_config(config, module_name, args):
+def run_config(config, module_name, args, failed_before=None):
     """Measures each contender's memory alone, then times the rest together.
 
     Memory goes first so that a contender which fails there (an exception, a
@@ -151,8 +154,18 @@ def run_config(config, module_name, args):
         "threads": THREADS, "warmup": WARMUP,
     }
     caps = (args.time_cap, args.mem_cap_gib * 2**30)
+    failed_before = failed_before or {}
     contenders = []
     for name in config.contenders:
+        if name in failed_before:
+            status = f"not run: {failed_before[name]} at a smaller size"
+            contenders.append({"name": name, "status": status,
+                               "memory": {"status": status}})
+            continue
+        if args.no_memory:
+            contenders.append({"name": name, "status": "ok",
+                               "memory": {"status": "not measured"}})
+            continue
         # A fresh process each: ru_maxrss only ever grows.
         memory, status = run_child(
             dict(spec, task="memory", contenders=[name]), *caps)
@@ -268,16 +281,26 @@ def main(argv=None):
         "settings": {
             "size": args.size, "repeats": args.repeats, "warmup": WARMUP,
             "threads": THREADS, "time_cap_s": args.time_cap,
-            "mem_cap_gib": args.mem_cap_gib, "argv": sys.argv[1:],
+            "mem_cap_gib": args.mem_cap_gib, "memory": not args.no_memory,
+            "argv": sys.argv[1:],
         },
         # Other work on the machine skews timings: this shows whether any ran.
         "load_average": {"start": os.getloadavg()},
         "results": [],
     }
+    # {series: {contender: the status it first failed with}}
+    failures = {}
     for i, (config, module_name) in enumerate(configs, 1):
         print(f"[{i}/{len(configs)}] {config.suite} {config.backend} "
               f"{config.mode} {config.params}", file=sys.stderr, flush=True)
-        report["results"].append(run_config(config, module_name, args))
+        failed = failures.setdefault(config.series, {})
+        result = run_config(config, module_name, args,
+                            failed if config.series else None)
+        result["series"] = config.series
+        for c in result["contenders"]:
+            if c["status"] != "ok" and not c["status"].startswith("not run"):
+                failed.setdefault(c["name"], c["status"].split(":")[0])
+        report["results"].append(result)
     report["load_average"]["end"] = os.getloadavg()
 
     table = markdown_table(report["results"]) + "\n" + caption(report)

@@ -1,27 +1,71 @@
-"""Safe categorical cross-entropy against `keras.losses`.
+"""Safe cross-entropies against `keras.losses`, the hand-written formula and
+the peers that have the loss.
 
 Claim checked: at batch 4096 x 1000 classes in float32, forward and
 backward (gradient with respect to the predictions and the targets), the
 safeloss categorical cross-entropy costs at most 1.25x
 `keras.losses.categorical_crossentropy` in compiled mode, both for logits
 and for probabilities. Eager times are reported, not claimed.
+
+Configs (baseline first, `keras` in each, so the ratios of the first
+configs stay comparable with earlier runs):
+
+* ``loss=categorical`` (the params of the first runs have no ``loss`` key:
+  ``inputs=logits`` and ``inputs=probabilities``): `keras`, `safeloss`,
+  `naive` (``-sum(y * log(softmax(x)))`` for logits, ``-sum(y * log(p /
+  sum(p)))`` for probabilities), and for logits `optax`
+  (``softmax_cross_entropy``, JAX) and `torch.cross_entropy`
+  (``F.cross_entropy`` with probability targets, PyTorch).
+* ``loss=sparse``, logits, integer labels (not differentiated): `keras`,
+  `safeloss`, `naive` (the label's entry of ``log(softmax(x))``), `optax`
+  (``softmax_cross_entropy_with_integer_labels``), `torch.cross_entropy`.
+* ``loss=binary``, logits, 1000 independent outputs per sample, mean over
+  them: `keras`, `safeloss`, `naive` (``-(y log sigmoid(x) + (1 - y) log(1 -
+  sigmoid(x)))``), `optax` (``sigmoid_binary_cross_entropy``),
+  `torch.binary_cross_entropy_with_logits`.
 """
 
 import numpy as np
 
-from benchmarks._runner import Suite, configs_for, value_and_grad_step
+from benchmarks._runner import Config, Suite, configs_for, value_and_grad_step
 
 INPUTS = ("logits", "probabilities")
+FUNCTION_NAMES = {"categorical": "categorical_crossentropy",
+                  "sparse": "sparse_categorical_crossentropy",
+                  "binary": "binary_crossentropy"}
+SHAPE = {"batch": 4096, "classes": 1000}
+PEERS = {
+    ("categorical", "logits"): {"jax": ("optax",), "torch": ("torch.cross_entropy",)},
+    ("sparse", "logits"): {"jax": ("optax",), "torch": ("torch.cross_entropy",)},
+    ("binary", "logits"): {
+        "jax": ("optax",), "torch": ("torch.binary_cross_entropy_with_logits",)
+    },
+}
+
+
+def _with_peers(configs, loss, inputs):
+    peers = PEERS.get((loss, inputs), {})
+    return [
+        Config(c.suite, c.backend, c.mode, c.params,
+               c.contenders + peers.get(c.backend, ()))
+        for c in configs
+    ]
 
 
 def make_configs(quick):
-    # The claim is about this one size, so --quick differs only in repeats.
+    # The claims are about this one size, so --quick differs only in repeats.
     configs = []
     for inputs in INPUTS:
-        configs += configs_for(
-            "crossentropy",
-            {"batch": 4096, "classes": 1000, "inputs": inputs},
-            ["keras", "safeloss"],
+        configs += _with_peers(
+            configs_for("crossentropy", dict(SHAPE, inputs=inputs),
+                        ["keras", "safeloss", "naive"]),
+            "categorical", inputs,
+        )
+    for loss in ("sparse", "binary"):
+        configs += _with_peers(
+            configs_for("crossentropy", dict(SHAPE, inputs="logits", loss=loss),
+                        ["keras", "safeloss", "naive"]),
+            loss, "logits",
         )
     return configs
 
@@ -29,24 +73,86 @@ def make_configs(quick):
 SUITE = Suite("crossentropy", make_configs)
 
 
+def _naive(loss, from_logits):
+    from keras import ops
+
+    if loss == "binary":
+        def binary(y, x):
+            p = ops.sigmoid(x)
+            return -ops.mean(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=-1)
+
+        return binary
+    if from_logits:
+        def log_probabilities(x):
+            return ops.log(ops.softmax(x, axis=-1))
+    else:
+        def log_probabilities(p):
+            return ops.log(p / ops.sum(p, axis=-1, keepdims=True))
+    if loss == "sparse":
+        def sparse(labels, x):
+            return -ops.take_along_axis(
+                log_probabilities(x), labels[:, None], axis=-1)[:, 0]
+
+        return sparse
+    return lambda y, x: -ops.sum(y * log_probabilities(x), axis=-1)
+
+
+def _function(contender, loss, from_logits):
+    """`fn(y_true, y_pred)` returning one value per sample."""
+    import keras
+
+    if contender == "naive":
+        return _naive(loss, from_logits)
+    if contender in ("keras", "safeloss"):
+        if contender == "keras":
+            module = keras.losses
+        else:
+            import safeloss as module
+        function = getattr(module, FUNCTION_NAMES[loss])
+        return lambda y, x: function(y, x, from_logits=from_logits)
+    if contender == "optax":
+        import optax
+
+        return {
+            "categorical": lambda y, x: optax.losses.softmax_cross_entropy(x, y),
+            "sparse": lambda y, x:
+                optax.losses.softmax_cross_entropy_with_integer_labels(x, y),
+            "binary": lambda y, x:
+                optax.losses.sigmoid_binary_cross_entropy(x, y).mean(axis=-1),
+        }[loss]
+    if contender.startswith("torch."):
+        import torch.nn.functional as F
+
+        if loss == "binary":
+            return lambda y, x: F.binary_cross_entropy_with_logits(
+                x, y, reduction="none").mean(dim=-1)
+        if loss == "sparse":
+            return lambda y, x: F.cross_entropy(x, y.long(), reduction="none")
+        return lambda y, x: F.cross_entropy(x, y, reduction="none")
+    raise ValueError(f"unknown contender {contender!r}")
+
+
 def build(contender, backend, mode, params):
     import keras
 
+    loss = params.get("loss", "categorical")
     from_logits = params["inputs"] == "logits"
-    if contender == "keras":
-        function = keras.losses.categorical_crossentropy
-    elif contender == "safeloss":
-        from safeloss import categorical_crossentropy as function
-    else:
-        raise ValueError(f"unknown contender {contender!r}")
-
-    def loss(y_true, y_pred):
-        return function(y_true, y_pred, from_logits=from_logits)
+    function = _function(contender, loss, from_logits)
 
     rng = np.random.default_rng(0)
     batch, classes = params["batch"], params["classes"]
-    targets = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
     scores = rng.standard_normal((batch, classes), dtype=np.float32)
     if not from_logits:
         scores = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
-    return value_and_grad_step(loss, [targets, scores.astype(np.float32)], backend, mode)
+    scores = scores.astype(np.float32)
+    if loss == "sparse":
+        # Integer labels cannot be differentiated: they are closed over.
+        labels = keras.ops.convert_to_tensor(
+            rng.integers(0, classes, batch).astype(np.int32))
+        return value_and_grad_step(
+            lambda x: function(labels, x), [scores], backend, mode)
+    if loss == "binary":
+        targets = rng.integers(0, 2, (batch, classes)).astype(np.float32)
+    else:
+        targets = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+    return value_and_grad_step(function, [targets, scores], backend, mode)
