@@ -150,6 +150,30 @@ def pairwise_distances(embeddings, distance="euclidean", *, matmul_dtype=None):
         array([[0., 5.],
                [5., 0.]], dtype=float32)
     """
+    return distance_rows(embeddings, 0, None, distance, matmul_dtype=matmul_dtype)
+
+
+def distance_rows(
+    embeddings, start=0, stop=None, distance="euclidean", *, matmul_dtype=None
+):
+    """Rows ``start:stop`` of `pairwise_distances(embeddings, distance)`.
+
+    The formula, guards and accuracy of `pairwise_distances`, evaluated for a
+    block of anchor rows against every column, so that a loss can build the
+    matrix of a large batch a few rows at a time: the temporaries are
+    (block, batch). Summed over blocks that cover the batch, the gradients
+    are those of the whole matrix. Public as `safeloss.mining.distance_rows`.
+
+    Args:
+        embeddings: floating-point tensor (batch, dim).
+        start, stop: the rows; ``stop=None`` means up to the end.
+        distance: one of ``"euclidean"``, ``"squared_euclidean"``,
+            ``"cosine"``.
+        matmul_dtype: as in `pairwise_distances`.
+
+    Returns:
+        (block, batch) distances in the embeddings' dtype.
+    """
     check_distance(distance)
     x = ops.convert_to_tensor(embeddings)
     check_floating(x, "embeddings")
@@ -160,76 +184,90 @@ def pairwise_distances(embeddings, distance="euclidean", *, matmul_dtype=None):
         )
     dtype = safe_ops.dtype_name(x)
     work = safe_ops.compute_dtype(dtype)
+    if stop is None:
+        # None as well while the batch is unknown: the block is the batch.
+        stop = x.shape[0]
     if distance == "cosine":
         # Normalised in the input dtype's terms: rows below its smallest
         # normal number are zero rows, as everywhere in safeloss.
         unit = safe_ops.l2_normalize(x, dtype=work)
-        result = _cosine_matrix(unit, matmul_dtype)
+        similarity = _gram(unit[start:stop], unit, matmul_dtype)
+        result = _zero_own_column(1.0 - safe_ops.clamp(similarity, -1.0, 1.0), start)
     else:
-        result = _euclidean_matrix(
-            ops.cast(x, work), distance == "squared_euclidean", dtype, matmul_dtype
+        result = _euclidean_rows(
+            ops.cast(x, work),
+            start,
+            stop,
+            distance == "squared_euclidean",
+            dtype,
+            matmul_dtype,
         )
     return safe_ops.saturating_cast(result, dtype)
 
 
-def _zero_diagonal(matrix):
-    diagonal = ops.eye(ops.shape(matrix)[0], dtype="bool")
-    return ops.where(diagonal, ops.zeros_like(matrix), matrix)
+def _zero_own_column(rows, start):
+    """`rows` with 0 where row ``start + i`` meets column ``start + i``."""
+    row_index = ops.arange(ops.shape(rows)[0], dtype="int32") + start
+    column_index = ops.arange(ops.shape(rows)[1], dtype="int32")
+    own = ops.expand_dims(row_index, 1) == ops.expand_dims(column_index, 0)
+    return ops.where(own, ops.zeros_like(rows), rows)
 
 
-def _cosine_matrix(unit, matmul_dtype):
-    similarity = safe_ops.clamp(_gram(unit, matmul_dtype), -1.0, 1.0)
-    return _zero_diagonal(1.0 - similarity)
-
-
-def _euclidean_matrix(x, squared, dtype, matmul_dtype):
-    """Euclidean (or squared) distance matrix with a hand-written gradient.
+def _euclidean_rows(x, start, stop, squared, dtype, matmul_dtype):
+    """Euclidean (or squared) distance rows with a hand-written gradient.
 
     Autodiff through the per-pair scaling would multiply the cotangent by
     ``m_ij`` (up to the dtype's range) before dividing by the row scale, and
-    overflow on its way to a bounded gradient. The gradient is instead
+    overflow on its way to a bounded gradient. With ``C`` the cotangent of
+    the rows and ``W = C / D`` (``2 C`` for squared distances; 0 for pairs
+    at distance 0 or saturated), the gradient is a row and a column term,
 
-        dL/dx_i = sum_j W_ij (x_i - x_j),  W = (C + C^T) / D  (or 2 (C + C^T)
-        for squared distances),
+        dL/dx_i += sum_j W_ij (x_i - x_j),  dL/dx_j += sum_i W_ij (x_j - x_i).
 
-    evaluated as ``P * (x_i/P * rowsum(W) - W @ (x/P))`` with ``P`` a global
-    scale, so every intermediate is bounded by the gradient itself. Pairs at
-    distance 0 or saturated contribute 0. The backward pass needs only the
-    embeddings and the distances (no batch x batch x dim temporaries).
+    For the whole matrix ``D`` is symmetric, so the column term is the row
+    term of ``C^T``: one term with ``W = (C + C^T) / D``, one product instead
+    of two. Each term is evaluated as ``P * (x_i/P * rowsum(W) - W @ (x/P))``
+    with ``P`` a global scale, so every intermediate is bounded by the
+    gradient itself. The backward pass needs only the embeddings and the
+    distances (no batch x batch x dim temporaries).
     """
 
     @ops.custom_gradient
-    def distances(embeddings):
-        result = _euclidean_forward(embeddings, squared, dtype, matmul_dtype)
+    def rows_of(embeddings):
+        result = _euclidean_forward(
+            embeddings, start, stop, squared, dtype, matmul_dtype
+        )
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
             return _euclidean_backward(
-                embeddings, result, upstream, squared, dtype
+                embeddings, start, stop, result, upstream, squared, dtype
             )
 
         return result, grad
 
-    return distances(x)
+    return rows_of(x)
 
 
-def _euclidean_forward(x, squared, dtype, matmul_dtype):
+def _euclidean_forward(x, start, stop, squared, dtype, matmul_dtype):
     scaled, scale, nonzero = safe_ops.scale_by_max_abs(
         x, -1, safe_ops.tiny(dtype)
     )
     sum_sq = ops.sum(ops.square(scaled), axis=-1, keepdims=True)
     # `scale` is 1 for zero rows; their true scale, 0, is what m_ij needs.
-    row_scale = ops.where(nonzero, scale, ops.zeros_like(scale))
-    col_scale = ops.transpose(row_scale)
+    true_scale = ops.where(nonzero, scale, ops.zeros_like(scale))
+    row_scale = true_scale[start:stop]
+    col_scale = ops.transpose(true_scale)
     pair_scale = ops.where(row_scale >= col_scale, row_scale, col_scale)
     pair_scale = ops.where(pair_scale > 0, pair_scale, ops.ones_like(pair_scale))
     row_ratio = row_scale / pair_scale
     col_ratio = col_scale / pair_scale
+    gram = _gram(scaled[start:stop], scaled, matmul_dtype)
     scaled_sq = (
-        ops.square(row_ratio) * sum_sq
+        ops.square(row_ratio) * sum_sq[start:stop]
         + ops.square(col_ratio) * ops.transpose(sum_sq)
-        - 2.0 * row_ratio * col_ratio * _gram(scaled, matmul_dtype)
+        - 2.0 * row_ratio * col_ratio * gram
     )
     scaled_sq = ops.where(scaled_sq > 0, scaled_sq, ops.zeros_like(scaled_sq))
     if squared:
@@ -242,22 +280,26 @@ def _euclidean_forward(x, squared, dtype, matmul_dtype):
         result = safe_ops.saturating_multiply(
             pair_scale, safe_ops.safe_sqrt(scaled_sq), dtype
         )
-    return _zero_diagonal(result)
+    return _zero_own_column(result, start)
 
 
-def _euclidean_backward(x, result, upstream, squared, dtype):
+def _euclidean_backward(x, start, stop, result, upstream, squared, dtype):
     upstream = ops.cast(upstream, x.dtype)
-    symmetric = upstream + ops.transpose(upstream)
+    batch = x.shape[0]
+    whole = start == 0 and stop == batch
+    if whole:
+        # D is symmetric: the column term folds into the row term.
+        upstream = upstream + ops.transpose(upstream)
     live = ops.logical_and(result > 0, result < safe_ops.largest(dtype))
     if squared:
-        weights = 2.0 * symmetric
+        weights = 2.0 * upstream
     else:
         weights = safe_ops.safe_divide(
-            symmetric, ops.where(live, result, ops.ones_like(result))
+            upstream, ops.where(live, result, ops.ones_like(result))
         )
     weights = ops.where(live, weights, ops.zeros_like(weights))
-    # Both factors are brought into [-4, 4] by global scales, so the row sums
-    # and the product cannot overflow; the scales are applied last, saturating.
+    # Both factors are brought into [-4, 4] by global scales, so the sums
+    # and products cannot overflow; the scales are applied last, saturating.
     tiny = safe_ops.tiny(dtype)
     unit_weights, weight_scale, _ = safe_ops.scale_by_max_abs(
         ops.reshape(weights, (1, -1)), -1, tiny
@@ -265,18 +307,26 @@ def _euclidean_backward(x, result, upstream, squared, dtype):
     unit_weights = ops.reshape(unit_weights, ops.shape(weights))
     unit_x, x_scale, _ = safe_ops.scale_by_max_abs(ops.reshape(x, (1, -1)), -1, tiny)
     unit_x = ops.reshape(unit_x, ops.shape(x))
-    inner = unit_x * ops.sum(unit_weights, axis=-1, keepdims=True) - ops.einsum(
+    unit_rows = unit_x if whole else unit_x[start:stop]
+    inner = unit_rows * ops.sum(unit_weights, axis=1, keepdims=True) - ops.einsum(
         "ij,jd->id", unit_weights, unit_x
     )
+    if not whole:
+        columns = unit_x * ops.expand_dims(
+            ops.sum(unit_weights, axis=0), 1
+        ) - ops.einsum("ij,id->jd", unit_weights, unit_rows)
+        inner = ops.pad(inner, [[start, batch - stop], [0, 0]]) + columns
     work = safe_ops.dtype_name(x)
     return safe_ops.saturating_cast(
         safe_ops.saturating_cast(inner * weight_scale, work) * x_scale, work
     )
 
 
-def _gram(x, matmul_dtype):
-    """``x @ x.T`` with `einsum`, which keeps float64 on every backend."""
+def _gram(a, b, matmul_dtype):
+    """``a @ b.T`` with `einsum`, which keeps float64 on every backend."""
     if matmul_dtype is None:
-        return ops.einsum("id,jd->ij", x, x)
-    low = ops.cast(x, matmul_dtype)
-    return ops.cast(ops.einsum("id,jd->ij", low, low), x.dtype)
+        return ops.einsum("id,jd->ij", a, b)
+    return ops.cast(
+        ops.einsum("id,jd->ij", ops.cast(a, matmul_dtype), ops.cast(b, matmul_dtype)),
+        a.dtype,
+    )

@@ -10,8 +10,9 @@ picked, and nothing of the search is kept for the backward pass.
 Every function takes a block of anchor rows of the distance matrix
 (``rows = distances[start:stop]``, shape (block, batch)) so that a loss can
 mine a large batch a few rows at a time (`anchor_blocks`): the temporaries
-are (block, batch), never (batch, batch, batch). `distance_rows` builds such
-a block of the distance matrix directly from the embeddings, so that the
+are (block, batch), never (batch, batch, batch). `distance_rows` (defined in
+`safeloss.distances`, with the formula of `pairwise_distances`) builds such a
+block of the distance matrix directly from the embeddings, so that the
 forward pass never holds the batch x batch temporaries of a whole matrix.
 
 Semi-hard and batch-all mining need, for each anchor-positive pair, how many
@@ -25,7 +26,7 @@ mapping it over rows is lowered by XLA to a (batch, batch, batch) compare.
 from keras import ops
 
 from safeloss import ops as safe_ops
-from safeloss.distances import check_distance, check_floating
+from safeloss.distances import distance_rows
 
 __all__ = [
     "anchor_blocks",
@@ -62,145 +63,6 @@ def anchor_blocks(batch, block_size=None):
         )
     starts = list(range(0, batch, block_size)) or [0]
     return [(start, min(start + block_size, batch)) for start in starts]
-
-
-def distance_rows(embeddings, start=0, stop=None, distance="euclidean"):
-    """Rows ``start:stop`` of `safeloss.pairwise_distances(embeddings)`.
-
-    The same formula as `pairwise_distances` (a Gram product in units of
-    each pair's larger row scale, diagonal exactly 0, saturating), evaluated
-    for a block of anchor rows against every column: its temporaries are
-    (block, batch). Euclidean and squared Euclidean rows carry a hand-written
-    gradient that needs only the embeddings and the rows,
-
-        dL/dx_i += sum_j W_ij (x_i - x_j),  dL/dx_j += sum_i W_ij (x_j - x_i),
-
-    with ``W = C / D`` (``2 C`` for squared distances), ``C`` the cotangent
-    of the rows; pairs at distance 0 or saturated get ``W = 0``. Summed over
-    blocks that cover the batch, this is the gradient of the whole matrix.
-    Cosine rows are differentiated by the backend.
-
-    Args:
-        embeddings: floating-point tensor (batch, dim).
-        start, stop: the rows; ``stop=None`` means up to the end.
-        distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
-
-    Returns:
-        (block, batch) distances in the embeddings' dtype.
-    """
-    check_distance(distance)
-    x = ops.convert_to_tensor(embeddings)
-    check_floating(x, "embeddings")
-    if len(x.shape) != 2:
-        raise ValueError(
-            "`embeddings` must have rank 2 (batch, dim), received shape "
-            f"{tuple(x.shape)}."
-        )
-    dtype = safe_ops.dtype_name(x)
-    work = safe_ops.compute_dtype(dtype)
-    if distance == "cosine":
-        unit = safe_ops.l2_normalize(x, dtype=work)
-        similarity = ops.einsum("id,jd->ij", unit[start:stop], unit)
-        result = _zero_own_column(1.0 - safe_ops.clamp(similarity, -1.0, 1.0), start)
-    else:
-        result = _euclidean_rows(
-            ops.cast(x, work), start, stop, distance == "squared_euclidean", dtype
-        )
-    return safe_ops.saturating_cast(result, dtype)
-
-
-def _zero_own_column(rows, start):
-    """`rows` with 0 where row ``start + i`` meets column ``start + i``."""
-    row_index = ops.arange(ops.shape(rows)[0], dtype="int32") + start
-    column_index = ops.arange(ops.shape(rows)[1], dtype="int32")
-    own = ops.expand_dims(row_index, 1) == ops.expand_dims(column_index, 0)
-    return ops.where(own, ops.zeros_like(rows), rows)
-
-
-def _euclidean_rows(x, start, stop, squared, dtype):
-    @ops.custom_gradient
-    def rows_of(embeddings):
-        result = _euclidean_rows_forward(embeddings, start, stop, squared, dtype)
-
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            return _euclidean_rows_backward(
-                embeddings, start, stop, result, upstream, squared, dtype
-            )
-
-        return result, grad
-
-    return rows_of(x)
-
-
-def _euclidean_rows_forward(x, start, stop, squared, dtype):
-    """``d_ij = m_ij sqrt(r_i**2 n_i + r_j**2 n_j - 2 r_i r_j g_ij)``: see
-    `safeloss.pairwise_distances`; every term is at most ``dim``."""
-    scaled, scale, nonzero = safe_ops.scale_by_max_abs(x, -1, safe_ops.tiny(dtype))
-    sum_sq = ops.sum(ops.square(scaled), axis=-1, keepdims=True)
-    # `scale` is 1 for zero rows; their true scale, 0, is what m_ij needs.
-    true_scale = ops.where(nonzero, scale, ops.zeros_like(scale))
-    row_scale = true_scale[start:stop]
-    col_scale = ops.transpose(true_scale)
-    pair_scale = ops.where(row_scale >= col_scale, row_scale, col_scale)
-    pair_scale = ops.where(pair_scale > 0, pair_scale, ops.ones_like(pair_scale))
-    row_ratio = row_scale / pair_scale
-    col_ratio = col_scale / pair_scale
-    gram = ops.einsum("id,jd->ij", scaled[start:stop], scaled)
-    scaled_sq = (
-        ops.square(row_ratio) * sum_sq[start:stop]
-        + ops.square(col_ratio) * ops.transpose(sum_sq)
-        - 2.0 * row_ratio * col_ratio * gram
-    )
-    scaled_sq = ops.where(scaled_sq > 0, scaled_sq, ops.zeros_like(scaled_sq))
-    if squared:
-        result = safe_ops.saturating_multiply(
-            pair_scale,
-            safe_ops.saturating_multiply(pair_scale, scaled_sq, dtype),
-            dtype,
-        )
-    else:
-        result = safe_ops.saturating_multiply(
-            pair_scale, safe_ops.safe_sqrt(scaled_sq), dtype
-        )
-    return _zero_own_column(result, start)
-
-
-def _euclidean_rows_backward(x, start, stop, result, upstream, squared, dtype):
-    upstream = ops.cast(upstream, x.dtype)
-    live = ops.logical_and(result > 0, result < safe_ops.largest(dtype))
-    if squared:
-        weights = 2.0 * upstream
-    else:
-        weights = safe_ops.safe_divide(
-            upstream, ops.where(live, result, ops.ones_like(result))
-        )
-    weights = ops.where(live, weights, ops.zeros_like(weights))
-    # Both factors are brought into [-4, 4] by global scales, so the sums and
-    # products cannot overflow; the scales are applied last, saturating.
-    tiny = safe_ops.tiny(dtype)
-    unit_weights, weight_scale, _ = safe_ops.scale_by_max_abs(
-        ops.reshape(weights, (1, -1)), -1, tiny
-    )
-    unit_weights = ops.reshape(unit_weights, ops.shape(weights))
-    unit_x, x_scale, _ = safe_ops.scale_by_max_abs(ops.reshape(x, (1, -1)), -1, tiny)
-    unit_x = ops.reshape(unit_x, ops.shape(x))
-    unit_rows = unit_x[start:stop]
-    as_rows = unit_rows * ops.sum(unit_weights, axis=1, keepdims=True) - ops.einsum(
-        "ij,jd->id", unit_weights, unit_x
-    )
-    as_columns = unit_x * ops.expand_dims(ops.sum(unit_weights, axis=0), 1) - ops.einsum(
-        "ij,id->jd", unit_weights, unit_rows
-    )
-    batch = x.shape[0]
-    if stop is not None and (start, stop) != (0, batch):
-        as_rows = ops.pad(as_rows, [[start, batch - stop], [0, 0]])
-    work = safe_ops.dtype_name(x)
-    return safe_ops.saturating_cast(
-        safe_ops.saturating_cast((as_rows + as_columns) * weight_scale, work) * x_scale,
-        work,
-    )
 
 
 def label_masks(labels, start=0, stop=None):
