@@ -34,7 +34,6 @@ keras); the parent only collects. Eager mode only.
 """
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -46,6 +45,8 @@ import numpy as np
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
+
+from benchmarks._report import caption, finish_report, start_report  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -718,13 +719,7 @@ def main(argv=None):
             json.dump(measure(args.backend[0], args.dtype), f)
         return
 
-    from benchmarks.run import git_commit, machine_info
-
-    report = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine_info(), "commit": git_commit(),
-        "load_average": {"start": os.getloadavg()}, "rows": [],
-    }
+    report = start_report(rows=[])
     for backend in args.backend:
         env = dict(os.environ, KERAS_BACKEND=backend, JAX_ENABLE_X64="1",
                    TF_CPP_MIN_LOG_LEVEL="2")
@@ -735,22 +730,8 @@ def main(argv=None):
                  "--dtype", *args.dtype], env=env, check=True)
             with open(out) as f:
                 report["rows"] += json.load(f)
-    report["load_average"]["end"] = os.getloadavg()
-    m = report["machine"]
-    versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-    caption = (f"{report['date']}, {m['cpu_model']}, {m['cores']} cores, "
-               f"{m['memory_gib']} GiB; Python {m['python']}, {versions}; "
-               f"1-min load {report['load_average']['start'][0]:.2f} at start, "
-               f"{report['load_average']['end'][0]:.2f} at end; commit "
-               f"{report['commit']}.\n")
-    table = summary_table(report["rows"]) + "\n" + markdown_table(report["rows"]) + "\n" + caption
-    print(table, end="")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    finish_report(report, lambda report: summary_table(report["rows"]) + "\n"
+                  + markdown_table(report["rows"]) + "\n" + caption(report), args)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,10 @@ the children's RSS baseline clean (a child inherits its parent's peak RSS).
 """
 
 import argparse
-import datetime
 import importlib
-import importlib.metadata
 import json
 import os
 import pkgutil
-import platform
 import signal
 import subprocess
 import sys
@@ -29,14 +26,14 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
+from benchmarks._report import (  # noqa: E402
+    THREADS, caption, finish_report, start_report)
 from benchmarks._runner import BACKENDS  # noqa: E402
 
 CHILD = os.path.join(BENCH, "_child.py")
 WARMUP = 3
 REPEATS = {"quick": 15, "full": 30}
 POLL_S = 0.2
-# Every core this process may use goes to the intra-op pool of each child.
-THREADS = len(os.sched_getaffinity(0))
 
 
 def parse_args(argv):
@@ -212,50 +209,11 @@ def markdown_table(results):
     return "\n".join(rows) + "\n"
 
 
-def machine_info():
-    with open("/proc/cpuinfo") as f:
-        models = [line.split(":", 1)[1].strip()
-                  for line in f if line.startswith("model name")]
-    dists = importlib.metadata.packages_distributions()
-    packages = {}
-    for name in ("keras", "tensorflow", "jax", "jaxlib", "torch", "numpy"):
-        # The import name maps to e.g. tensorflow-cpu, whichever is installed.
-        versions = [importlib.metadata.version(d) for d in dists.get(name, [])]
-        packages[name] = versions[0] if versions else None
-    return {
-        "cpu_model": models[0] if models else platform.processor(),
-        "cores": os.cpu_count(),
-        "cores_usable": THREADS,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "packages": packages,
-    }
-
-
-def git_commit():
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
-                              capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def caption(report):
-    m, s = report["machine"], report["settings"]
-    versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-    load = report["load_average"]
-    return (
-        f"{report['date']}, {m['cpu_model']}, {m['cores_usable']} cores used, "
-        f"{m['memory_gib']} GiB; Python {m['python']}, {versions}; "
-        f"{s['size']}: median of {s['repeats']} calls after {s['warmup']} "
-        f"warm-up calls; 1-min load average {load['start'][0]:.2f} at start, "
-        f"{load['end'][0]:.2f} at end; "
-        f"commit {report['commit'] or 'unknown'}.\n"
-    )
+def table(report):
+    s = report["settings"]
+    details = (f"{s['size']}: median of {s['repeats']} calls after "
+               f"{s['warmup']} warm-up calls; ")
+    return markdown_table(report["results"]) + "\n" + caption(report, details)
 
 
 def main(argv=None):
@@ -273,21 +231,15 @@ def main(argv=None):
         for config in suites[name][0].configs(args.size == "quick")
         if config.backend in args.backend
     ]
-    report = {
-        "date": datetime.datetime.now().astimezone().isoformat(
-            timespec="seconds"),
-        "machine": machine_info(),
-        "commit": git_commit(),
-        "settings": {
+    report = start_report(
+        settings={
             "size": args.size, "repeats": args.repeats, "warmup": WARMUP,
             "threads": THREADS, "time_cap_s": args.time_cap,
             "mem_cap_gib": args.mem_cap_gib, "memory": not args.no_memory,
             "argv": sys.argv[1:],
         },
-        # Other work on the machine skews timings: this shows whether any ran.
-        "load_average": {"start": os.getloadavg()},
-        "results": [],
-    }
+        results=[],
+    )
     # {series: {contender: the status it first failed with}}
     failures = {}
     for i, (config, module_name) in enumerate(configs, 1):
@@ -301,16 +253,7 @@ def main(argv=None):
             if c["status"] != "ok" and not c["status"].startswith("not run"):
                 failed.setdefault(c["name"], c["status"].split(":")[0])
         report["results"].append(result)
-    report["load_average"]["end"] = os.getloadavg()
-
-    table = markdown_table(report["results"]) + "\n" + caption(report)
-    print(table, end="")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    finish_report(report, table, args)
 
 
 if __name__ == "__main__":
