@@ -47,6 +47,7 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
 from benchmarks._report import caption, finish_report, start_report  # noqa: E402
+from benchmarks.suites import crossentropy  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -55,9 +56,6 @@ TEMPERATURE = 0.1
 LOW_TEMPERATURE = 0.01
 ROWS, DIM, CLASSES = 4, 4, 5
 # Mined and InfoNCE batches: 4 classes of 2 (NT-Xent: 4 examples x 2 views).
-FUNCTION_NAMES = {"categorical": "categorical_crossentropy",
-                  "sparse": "sparse_categorical_crossentropy",
-                  "binary": "binary_crossentropy"}
 BATCH_LABELS = np.repeat(np.arange(4), 2).astype(np.int32)
 
 
@@ -308,66 +306,6 @@ def _pml_infonce(kind, temperature):
     return loss
 
 
-def _keras_ce(name, from_logits):
-    import keras
-
-    fn = getattr(keras.losses, FUNCTION_NAMES[name])
-    return lambda y, x: fn(y, x, from_logits=from_logits)
-
-
-def _safeloss_ce(name, from_logits):
-    import safeloss
-
-    fn = getattr(safeloss, FUNCTION_NAMES[name])
-    return lambda y, x: fn(y, x, from_logits=from_logits)
-
-
-def _naive_ce(name, from_logits):
-    from keras import ops
-
-    if name == "binary":
-        def binary(y, x):
-            p = ops.sigmoid(x) if from_logits else x
-            return -ops.mean(y * ops.log(p) + (1 - y) * ops.log(1 - p), axis=-1)
-
-        return binary
-
-    def probabilities(x):
-        return ops.softmax(x, axis=-1) if from_logits else (
-            x / ops.sum(x, axis=-1, keepdims=True))
-
-    if name == "sparse":
-        return lambda y, x: -ops.take_along_axis(
-            ops.log(probabilities(x)), y[:, None], axis=-1)[:, 0]
-    return lambda y, x: -ops.sum(y * ops.log(probabilities(x)), axis=-1)
-
-
-def _optax_ce(name):
-    import optax
-
-    return {
-        "categorical": lambda y, x: optax.losses.softmax_cross_entropy(x, y),
-        "sparse": lambda y, x:
-            optax.losses.softmax_cross_entropy_with_integer_labels(x, y),
-        "binary": lambda y, x:
-            optax.losses.sigmoid_binary_cross_entropy(x, y).mean(axis=-1),
-    }[name]
-
-
-def _torch_ce(name, from_logits):
-    import torch.nn.functional as F
-
-    if name == "binary":
-        if from_logits:
-            return lambda y, x: F.binary_cross_entropy_with_logits(
-                x, y, reduction="none").mean(dim=-1)
-        return lambda y, x: F.binary_cross_entropy(
-            x, y, reduction="none").mean(dim=-1)
-    if name == "sparse":
-        return lambda y, x: F.cross_entropy(x, y.long(), reduction="none")
-    return lambda y, x: F.cross_entropy(x, y, reduction="none")
-
-
 # --- the problems: cases, reference, contenders ----------------------------
 
 
@@ -518,15 +456,14 @@ def _problems():
             cases = dense(lambda dtype, b=name == "binary": _logit_cases(dtype, b))
         else:
             cases = dense(lambda dtype, b=name == "binary": _probability_cases(dtype, b))
-        contenders = {
-            "safeloss": (None, _safeloss_ce(name, from_logits)),
-            "naive": (None, _naive_ce(name, from_logits)),
-            "keras": (None, _keras_ce(name, from_logits)),
-        }
+        backends = {"safeloss": None, "naive": None, "keras": None}
         if from_logits:
-            contenders["optax"] = (("jax",), _optax_ce(name))
+            backends["optax"] = ("jax",)
         if from_logits or name == "binary":
-            contenders["torch.functional"] = (("torch",), _torch_ce(name, from_logits))
+            backends["torch.functional"] = ("torch",)
+        contenders = {
+            contender: (on, crossentropy.function(contender, name, from_logits))
+            for contender, on in backends.items()}
         problems.append((f"{name} CE ({inputs})", "relative", cases,
                          ce_ref(name, from_logits), contenders))
     return problems

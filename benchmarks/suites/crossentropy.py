@@ -78,7 +78,7 @@ def _naive(loss, from_logits):
 
     if loss == "binary":
         def binary(y, x):
-            p = ops.sigmoid(x)
+            p = ops.sigmoid(x) if from_logits else x
             return -ops.mean(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=-1)
 
         return binary
@@ -97,8 +97,12 @@ def _naive(loss, from_logits):
     return lambda y, x: -ops.sum(y * log_probabilities(x), axis=-1)
 
 
-def _function(contender, loss, from_logits):
-    """`fn(y_true, y_pred)` returning one value per sample."""
+def function(contender, loss, from_logits):
+    """`fn(y_true, y_pred)` returning one value per sample.
+
+    `benchmarks/accuracy.py` takes its cross-entropy contenders from here
+    too, so the two tables measure the same formulas.
+    """
     import keras
 
     if contender == "naive":
@@ -108,8 +112,8 @@ def _function(contender, loss, from_logits):
             module = keras.losses
         else:
             import safeloss as module
-        function = getattr(module, FUNCTION_NAMES[loss])
-        return lambda y, x: function(y, x, from_logits=from_logits)
+        fn = getattr(module, FUNCTION_NAMES[loss])
+        return lambda y, x: fn(y, x, from_logits=from_logits)
     if contender == "optax":
         import optax
 
@@ -124,7 +128,10 @@ def _function(contender, loss, from_logits):
         import torch.nn.functional as F
 
         if loss == "binary":
-            return lambda y, x: F.binary_cross_entropy_with_logits(
+            if from_logits:
+                return lambda y, x: F.binary_cross_entropy_with_logits(
+                    x, y, reduction="none").mean(dim=-1)
+            return lambda y, x: F.binary_cross_entropy(
                 x, y, reduction="none").mean(dim=-1)
         if loss == "sparse":
             return lambda y, x: F.cross_entropy(x, y.long(), reduction="none")
@@ -137,7 +144,7 @@ def build(contender, backend, mode, params):
 
     loss = params.get("loss", "categorical")
     from_logits = params["inputs"] == "logits"
-    function = _function(contender, loss, from_logits)
+    fn = function(contender, loss, from_logits)
 
     rng = np.random.default_rng(0)
     batch, classes = params["batch"], params["classes"]
@@ -150,9 +157,9 @@ def build(contender, backend, mode, params):
         labels = keras.ops.convert_to_tensor(
             rng.integers(0, classes, batch).astype(np.int32))
         return value_and_grad_step(
-            lambda x: function(labels, x), [scores], backend, mode)
+            lambda x: fn(labels, x), [scores], backend, mode)
     if loss == "binary":
         targets = rng.integers(0, 2, (batch, classes)).astype(np.float32)
     else:
         targets = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
-    return value_and_grad_step(function, [targets, scores], backend, mode)
+    return value_and_grad_step(fn, [targets, scores], backend, mode)
