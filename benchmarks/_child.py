@@ -1,9 +1,20 @@
-"""Child process of the benchmark runner: one configuration, one backend.
+"""Child process of the benchmark runner: one backend, one task.
 
 Usage (by `run.py` only): `python benchmarks/_child.py SPEC_JSON`. The spec
-says which suite module, backend, mode, params and contenders to run, the
-task ("time" or "memory"), and the file to write the result JSON to (stdout
-is left to library logs).
+names the backend, the task and the file `out` to append records to, one
+JSON line each as they happen (stdout is left to library logs):
+
+* task "memory": the peak-RSS increase of `contender` in `job`; one record
+  ``{"result": ...}``;
+* task "time": each configuration of `jobs` in turn, in this one process, so
+  the imports are paid once. Before a job, ``{"start": index}``; after it,
+  ``{"index": index, "result": {contender: ...}}``. The parent restarts its
+  time cap at each record and keeps the jobs done if this process dies.
+  `failed` ({series: {contender: failure}}) lists the contenders not to run
+  again in a series; the jobs' own failures are added as they happen.
+
+A job is one configuration: `index`, suite `module`, `mode`, `params`,
+`contenders`, `series`, `warmup` and `repeats`.
 """
 
 import gc
@@ -16,29 +27,51 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The working tree, not an installed copy, is what gets measured.
+sys.path.insert(0, REPO)
+
+from benchmarks._runner import not_run, note_failures  # noqa: E402
 
 
 def main():
     spec = json.loads(sys.argv[1])
-    # The working tree, not an installed copy, is what gets measured.
-    sys.path.insert(0, REPO)
-    os.environ["KERAS_BACKEND"] = spec["backend"]
-    set_threads(spec["backend"], spec["threads"])
-    suite = importlib.import_module(spec["module"])
+    backend = spec["backend"]
+    os.environ["KERAS_BACKEND"] = backend
+    set_threads(backend, spec["threads"])
+    with open(spec["out"], "a") as out:
+        def record(**fields):
+            out.write(json.dumps(fields) + "\n")
+            out.flush()
 
-    def build(contender):
-        return suite.build(
-            contender, spec["backend"], spec["mode"], spec["params"]
-        )
+        if spec["task"] == "memory":
+            job = spec["job"]
+            record(result=measure_memory(
+                builder(backend, job), spec["contender"], job["warmup"]))
+        else:
+            run_jobs(backend, spec["jobs"], spec["failed"], record)
 
-    if spec["task"] == "time":
-        result = time_contenders(
-            build, spec["contenders"], spec["warmup"], spec["repeats"]
-        )
-    else:
-        result = measure_memory(build, spec["contenders"][0], spec["warmup"])
-    with open(spec["out"], "w") as f:
-        json.dump(result, f)
+
+def builder(backend, job):
+    suite = importlib.import_module(job["module"])
+    return lambda contender: suite.build(
+        contender, backend, job["mode"], job["params"])
+
+
+def run_jobs(backend, jobs, failed, record):
+    for job in jobs:
+        record(start=job["index"])
+        earlier = failed.get(job["series"], {})
+        result = {name: {"status": not_run(earlier[name])}
+                  for name in job["contenders"] if name in earlier}
+        timed = [name for name in job["contenders"] if name not in earlier]
+        try:
+            result.update(time_contenders(
+                builder(backend, job), timed, job["warmup"], job["repeats"]))
+        except Exception as exc:  # e.g. the suite module fails to import
+            result.update({name: {"status": error(exc)} for name in timed})
+        note_failures(failed, job["series"],
+                      {name: r["status"] for name, r in result.items()})
+        record(index=job["index"], result=result)
 
 
 def set_threads(backend, threads):

@@ -20,6 +20,9 @@ class Config:
     sharing a `series` are one curve in increasing size: a contender that
     fails in one (an error, a timeout, the memory cap) is not run in the
     later ones of its series, which would only fail again, slower.
+    `max_warmup` and `max_repeats` cap the warm-up and timed calls of a
+    config whose single call takes tens of seconds, so that it fits the
+    runner's time cap.
     """
 
     suite: str
@@ -28,6 +31,16 @@ class Config:
     params: dict
     contenders: tuple
     series: str = None
+    max_warmup: int = None
+    max_repeats: int = None
+
+    def calls(self, warmup, repeats):
+        """(warm-up calls, timed calls), given the runner's."""
+        def capped(calls, cap):
+            return calls if cap is None else min(calls, cap)
+
+        return (capped(warmup, self.max_warmup),
+                capped(repeats, self.max_repeats))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,18 +59,35 @@ class Suite:
         return self.make_configs(quick)
 
 
-def configs_for(suite, params, contenders, backends=BACKENDS, modes=MODES):
+def configs_for(suite, params, contenders, backends=BACKENDS, modes=MODES,
+                **caps):
     """Configs for every backend x mode, without torch "compiled".
 
     Compiled means XLA (`tf.function(jit_compile=True)`, `jax.jit`); torch has
     no XLA path here, so that pair is simply not generated.
     """
     return [
-        Config(suite, backend, mode, dict(params), tuple(contenders))
+        Config(suite, backend, mode, dict(params), tuple(contenders), **caps)
         for backend in backends
         for mode in modes
         if not (backend == "torch" and mode == "compiled")
     ]
+
+
+def not_run(kind):
+    """The status of a contender skipped because it failed earlier in its
+    series with `kind` ("timeout", "error", "over memory cap")."""
+    return f"not run: {kind} at a smaller size"
+
+
+def note_failures(failed, series, statuses):
+    """Records in `failed` ({series: {contender: kind}}) the first failure of
+    each contender in `statuses` ({contender: status}) of a config."""
+    if series is None:
+        return
+    for name, status in statuses.items():
+        if status != "ok" and not status.startswith("not run"):
+            failed.setdefault(series, {}).setdefault(name, status.split(":")[0])
 
 
 def value_and_grad_step(fn, inputs, backend, mode):

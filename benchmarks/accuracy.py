@@ -34,7 +34,6 @@ keras); the parent only collects. Eager mode only.
 """
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -47,6 +46,9 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
+from benchmarks._report import caption, finish_report, start_report  # noqa: E402
+from benchmarks.suites import crossentropy  # noqa: E402
+
 BACKENDS = ("tensorflow", "jax", "torch")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 MARGIN = 1.0
@@ -54,9 +56,6 @@ TEMPERATURE = 0.1
 LOW_TEMPERATURE = 0.01
 ROWS, DIM, CLASSES = 4, 4, 5
 # Mined and InfoNCE batches: 4 classes of 2 (NT-Xent: 4 examples x 2 views).
-FUNCTION_NAMES = {"categorical": "categorical_crossentropy",
-                  "sparse": "sparse_categorical_crossentropy",
-                  "binary": "binary_crossentropy"}
 BATCH_LABELS = np.repeat(np.arange(4), 2).astype(np.int32)
 
 
@@ -307,66 +306,6 @@ def _pml_infonce(kind, temperature):
     return loss
 
 
-def _keras_ce(name, from_logits):
-    import keras
-
-    fn = getattr(keras.losses, FUNCTION_NAMES[name])
-    return lambda y, x: fn(y, x, from_logits=from_logits)
-
-
-def _safeloss_ce(name, from_logits):
-    import safeloss
-
-    fn = getattr(safeloss, FUNCTION_NAMES[name])
-    return lambda y, x: fn(y, x, from_logits=from_logits)
-
-
-def _naive_ce(name, from_logits):
-    from keras import ops
-
-    if name == "binary":
-        def binary(y, x):
-            p = ops.sigmoid(x) if from_logits else x
-            return -ops.mean(y * ops.log(p) + (1 - y) * ops.log(1 - p), axis=-1)
-
-        return binary
-
-    def probabilities(x):
-        return ops.softmax(x, axis=-1) if from_logits else (
-            x / ops.sum(x, axis=-1, keepdims=True))
-
-    if name == "sparse":
-        return lambda y, x: -ops.take_along_axis(
-            ops.log(probabilities(x)), y[:, None], axis=-1)[:, 0]
-    return lambda y, x: -ops.sum(y * ops.log(probabilities(x)), axis=-1)
-
-
-def _optax_ce(name):
-    import optax
-
-    return {
-        "categorical": lambda y, x: optax.losses.softmax_cross_entropy(x, y),
-        "sparse": lambda y, x:
-            optax.losses.softmax_cross_entropy_with_integer_labels(x, y),
-        "binary": lambda y, x:
-            optax.losses.sigmoid_binary_cross_entropy(x, y).mean(axis=-1),
-    }[name]
-
-
-def _torch_ce(name, from_logits):
-    import torch.nn.functional as F
-
-    if name == "binary":
-        if from_logits:
-            return lambda y, x: F.binary_cross_entropy_with_logits(
-                x, y, reduction="none").mean(dim=-1)
-        return lambda y, x: F.binary_cross_entropy(
-            x, y, reduction="none").mean(dim=-1)
-    if name == "sparse":
-        return lambda y, x: F.cross_entropy(x, y.long(), reduction="none")
-    return lambda y, x: F.cross_entropy(x, y, reduction="none")
-
-
 # --- the problems: cases, reference, contenders ----------------------------
 
 
@@ -517,15 +456,14 @@ def _problems():
             cases = dense(lambda dtype, b=name == "binary": _logit_cases(dtype, b))
         else:
             cases = dense(lambda dtype, b=name == "binary": _probability_cases(dtype, b))
-        contenders = {
-            "safeloss": (None, _safeloss_ce(name, from_logits)),
-            "naive": (None, _naive_ce(name, from_logits)),
-            "keras": (None, _keras_ce(name, from_logits)),
-        }
+        backends = {"safeloss": None, "naive": None, "keras": None}
         if from_logits:
-            contenders["optax"] = (("jax",), _optax_ce(name))
+            backends["optax"] = ("jax",)
         if from_logits or name == "binary":
-            contenders["torch.functional"] = (("torch",), _torch_ce(name, from_logits))
+            backends["torch.functional"] = ("torch",)
+        contenders = {
+            contender: (on, crossentropy.function(contender, name, from_logits))
+            for contender, on in backends.items()}
         problems.append((f"{name} CE ({inputs})", "relative", cases,
                          ce_ref(name, from_logits), contenders))
     return problems
@@ -718,13 +656,7 @@ def main(argv=None):
             json.dump(measure(args.backend[0], args.dtype), f)
         return
 
-    from benchmarks.run import git_commit, machine_info
-
-    report = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": machine_info(), "commit": git_commit(),
-        "load_average": {"start": os.getloadavg()}, "rows": [],
-    }
+    report = start_report(rows=[])
     for backend in args.backend:
         env = dict(os.environ, KERAS_BACKEND=backend, JAX_ENABLE_X64="1",
                    TF_CPP_MIN_LOG_LEVEL="2")
@@ -735,22 +667,8 @@ def main(argv=None):
                  "--dtype", *args.dtype], env=env, check=True)
             with open(out) as f:
                 report["rows"] += json.load(f)
-    report["load_average"]["end"] = os.getloadavg()
-    m = report["machine"]
-    versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-    caption = (f"{report['date']}, {m['cpu_model']}, {m['cores']} cores, "
-               f"{m['memory_gib']} GiB; Python {m['python']}, {versions}; "
-               f"1-min load {report['load_average']['start'][0]:.2f} at start, "
-               f"{report['load_average']['end'][0]:.2f} at end; commit "
-               f"{report['commit']}.\n")
-    table = summary_table(report["rows"]) + "\n" + markdown_table(report["rows"]) + "\n" + caption
-    print(table, end="")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    finish_report(report, lambda report: summary_table(report["rows"]) + "\n"
+                  + markdown_table(report["rows"]) + "\n" + caption(report), args)
 
 
 if __name__ == "__main__":

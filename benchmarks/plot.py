@@ -8,6 +8,8 @@ Reads the `scaling` suite's results (`python benchmarks/run.py --full
 batch size, log-log, one line per contender. Where a contender failed (the
 memory cap, the time cap, an error) its curve ends with a cross at the
 failing batch, drawn at the curve's last height, and the legend says why.
+A run without memory figures (`--quick`, `--no-memory`) draws the times
+only.
 """
 
 import argparse
@@ -44,7 +46,7 @@ def curves(results, loss, metric):
         for c in result["contenders"]:
             points, failure = out.setdefault(c["name"], ([], None))
             source = c["memory"] if metric == "peak_rss_mib" else c
-            if failure is not None or source["status"] == "not measured":
+            if failure is not None or source["status"].startswith("not measured"):
                 continue
             if source["status"] == "ok" and metric in source:
                 points.append((batch, source[metric]))
@@ -59,8 +61,15 @@ def plot_family(report, family, losses, out_dir):
     for column, loss in enumerate(losses):
         for row, (metric, label) in enumerate(METRICS):
             ax = axes[row][column]
-            for name, (points, failure) in curves(
-                    report["results"], loss, metric).items():
+            found = curves(report["results"], loss, metric)
+            if not any(points for points, _ in found.values()):
+                # --quick and --no-memory runs have no peak RSS; a log axis
+                # with nothing on it cannot be drawn.
+                ax.text(0.5, 0.5, "not measured", ha="center",
+                        transform=ax.transAxes)
+                ax.set_ylabel(label)
+                continue
+            for name, (points, failure) in found.items():
                 xs = [p[0] for p in points]
                 ys = [max(p[1], 0.1) for p in points]
                 (line,) = ax.plot(xs, ys, marker="o", label=name)

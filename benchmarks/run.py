@@ -2,21 +2,18 @@
 
     python benchmarks/run.py [--quick|--full] [--suite NAME ...]
         [--backend tensorflow jax torch] [--json PATH] [--markdown PATH]
-        [--repeats N] [--time-cap S] [--mem-cap-gib G] [--no-memory]
+        [--repeats N] [--time-cap S] [--mem-cap-gib G] [--[no-]memory]
 
-This parent process never imports keras or a backend: each configuration
-runs in child processes that choose their backend, and a small parent keeps
+This parent process never imports keras or a backend: the configurations
+run in child processes that choose their backend, and a small parent keeps
 the children's RSS baseline clean (a child inherits its parent's peak RSS).
 """
 
 import argparse
-import datetime
 import importlib
-import importlib.metadata
 import json
 import os
 import pkgutil
-import platform
 import signal
 import subprocess
 import sys
@@ -29,14 +26,16 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
-from benchmarks._runner import BACKENDS  # noqa: E402
+from benchmarks._report import (  # noqa: E402
+    THREADS, caption, finish_report, start_report)
+from benchmarks._runner import BACKENDS, not_run, note_failures  # noqa: E402
 
 CHILD = os.path.join(BENCH, "_child.py")
-WARMUP = 3
-REPEATS = {"quick": 15, "full": 30}
+# The first call compiles; more warm-up calls only steady a timing that
+# --quick does not claim anything from.
+WARMUP = {"quick": 1, "full": 3}
+REPEATS = {"quick": 5, "full": 30}
 POLL_S = 0.2
-# Every core this process may use goes to the intra-op pool of each child.
-THREADS = len(os.sched_getaffinity(0))
 
 
 def parse_args(argv):
@@ -44,9 +43,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="size", action="store_const",
-                      const="quick", help="small sizes, 15 repeats (default)")
+                      const="quick", help="small sizes, 1 warm-up call and 5 "
+                      "timed, time only, one child per backend (default)")
     size.add_argument("--full", dest="size", action="store_const",
-                      const="full", help="full sizes, 30 repeats")
+                      const="full", help="full sizes, 3 warm-up calls and 30 "
+                      "timed, memory too")
     p.set_defaults(size="quick")
     p.add_argument("--suite", nargs="+", metavar="NAME",
                    help="suites to run (default: all)")
@@ -57,21 +58,30 @@ def parse_args(argv):
     p.add_argument("--markdown", metavar="PATH", help="write the table here")
     p.add_argument("--repeats", type=int, metavar="N",
                    help="timed calls per contender "
-                   "(default: 15 quick, 30 full)")
+                   "(default: 5 quick, 30 full; a config may cap them)")
     p.add_argument("--time-cap", type=float, default=600.0, metavar="S",
-                   help="wall-time limit of each child process (default 600)")
+                   help="wall-time limit of each child process, or of each "
+                   "configuration in a child timing several (default 600)")
     p.add_argument("--mem-cap-gib", type=float,
                    default=round(0.75 * total_gib, 1), metavar="G",
                    help="RSS limit of each child process "
                    "(default: 75%% of total memory, %(default)s)")
-    p.add_argument("--no-memory", action="store_true",
-                   help="time only: one child per configuration instead of "
-                   "one more per contender for its peak RSS")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction,
+                   help="measure each contender's peak RSS in a child of its "
+                   "own, then time each configuration in one more child "
+                   "(default with --full); --no-memory times only, every "
+                   "configuration of a backend in one child (default with "
+                   "--quick)")
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = REPEATS[args.size]
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
+    if args.memory is None:
+        args.memory = args.size == "full"
+        args.not_measured = "not measured (--quick)"
+    else:
+        args.not_measured = "not measured (--no-memory)"
     return args
 
 
@@ -95,15 +105,40 @@ def tree_rss(proc):
         return 0
 
 
-def watch(proc, time_cap, mem_cap_bytes):
+class Records:
+    """The JSON lines a child appends to its `out` file, read as they come."""
+
+    def __init__(self, file):
+        self.file = file
+        self.partial = ""
+        self.all = []
+
+    def poll(self):
+        """The records completed since the last call."""
+        # A child killed mid-write leaves a partial last line: never parsed.
+        self.partial += self.file.read()
+        *lines, self.partial = self.partial.split("\n")
+        new = [json.loads(line) for line in lines if line]
+        self.all += new
+        return new
+
+
+def watch(proc, records, time_cap, mem_cap_bytes, on_record):
     """Waits for the child; returns None, or why it has to be killed.
 
+    The time cap restarts at each record, so in a child that times several
+    configurations it applies to each (the first one includes the imports).
     RLIMIT_AS would be the obvious memory cap, but TensorFlow and JAX reserve
     far more virtual memory than they use, so RSS is polled instead.
     """
     watched = psutil.Process(proc.pid)
     deadline = time.monotonic() + time_cap
     while proc.poll() is None:
+        new = records.poll()
+        if new:
+            deadline = time.monotonic() + time_cap
+            for record in new:
+                on_record(record)
         if time.monotonic() > deadline:
             return "timeout"
         if tree_rss(watched) > mem_cap_bytes:
@@ -112,11 +147,16 @@ def watch(proc, time_cap, mem_cap_bytes):
     return None
 
 
-def run_child(spec, time_cap, mem_cap_bytes):
-    """Runs one child; returns (its result, None) or (None, failure status)."""
+def run_child(spec, args, on_record=lambda record: None):
+    """Runs one child; returns (its records, None or its failure status).
+
+    `on_record` sees each record as it arrives.
+    """
+    mem_cap_bytes = args.mem_cap_gib * 2**30
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "result.json")
-        with open(os.path.join(tmp, "log"), "w+") as log:
+        out = os.path.join(tmp, "records.jsonl")
+        open(out, "w").close()
+        with open(os.path.join(tmp, "log"), "w+") as log, open(out) as f:
             proc = subprocess.Popen(
                 [sys.executable, CHILD, json.dumps(dict(spec, out=out))],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -124,68 +164,131 @@ def run_child(spec, time_cap, mem_cap_bytes):
                 # too, and Ctrl-C reaches only the parent, which kills it.
                 start_new_session=True,
             )
+            records = Records(f)
             try:
-                status = watch(proc, time_cap, mem_cap_bytes)
+                status = watch(proc, records, args.time_cap, mem_cap_bytes,
+                               on_record)
             finally:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
-            if status:
-                return None, status
-            if proc.returncode != 0 or not os.path.exists(out):
+            for record in records.poll():
+                on_record(record)
+            if not status and proc.returncode != 0:
                 log.seek(0)
                 lines = [line.strip() for line in log if line.strip()]
                 last = f": {lines[-1]}" if lines else ""
-                return None, f"error: exit {proc.returncode}{last}"[:160]
-        with open(out) as f:
-            return json.load(f), None
+                status = f"error: exit {proc.returncode}{last}"[:160]
+    return records.all, status
 
 
-def run_config(config, module_name, args, failed_before=None):
+def make_job(index, config, module_name, args, contenders):
+    warmup, repeats = config.calls(WARMUP[args.size], args.repeats)
+    return {
+        "index": index, "module": module_name, "mode": config.mode,
+        "params": config.params, "contenders": list(contenders),
+        "series": config.series, "warmup": warmup, "repeats": repeats,
+    }
+
+
+def time_jobs(backend, jobs, args, failures, on_start=lambda index: None):
+    """Times `jobs` of one backend in one child; returns {index: {contender:
+    its timing}}.
+
+    A job that takes its child down (a crash, a cap) fails, every contender
+    with that status, and the jobs after it go on in a fresh child. A child
+    that dies before it starts a job (an import error) fails all those left:
+    each fresh child would die the same way. `failures` ({series:
+    {contender: failure}}) is read and updated, as `Config.series` says.
+    """
+    series = {job["index"]: job["series"] for job in jobs}
+    done = {}
+
+    def finish(index, timings):
+        done[index] = timings
+        note_failures(failures, series[index],
+                      {name: t["status"] for name, t in timings.items()})
+
+    pending = list(jobs)
+    while pending:
+        started = []
+
+        def on_record(record):
+            if "start" in record:
+                started.append(record["start"])
+                on_start(record["start"])
+            else:
+                finish(record["index"], record["result"])
+
+        _, status = run_child(
+            {"task": "time", "backend": backend, "threads": THREADS,
+             "jobs": pending, "failed": failures}, args, on_record)
+        pending = [job for job in pending if job["index"] not in done]
+        if not pending:
+            break
+        if not started:
+            crashed = pending
+        else:
+            # The job it was in, or the next one if it died between two.
+            crashed = [next((job for job in pending
+                             if job["index"] == started[-1]), pending[0])]
+        status = status or "error: child exited without a result"
+        for job in crashed:
+            earlier = failures.get(job["series"], {})
+            finish(job["index"], {
+                name: {"status": not_run(earlier[name]) if name in earlier
+                       else status}
+                for name in job["contenders"]})
+        pending = [job for job in pending if job["index"] not in done]
+    return done
+
+
+def measure_config(index, config, module_name, args, failures):
     """Measures each contender's memory alone, then times the rest together.
 
     Memory goes first so that a contender which fails there (an exception, a
     crash, a cap) is left out of the shared timing process, where a crash or
     a cap would take the other contenders' timings down with it.
     """
-    spec = {
-        "module": module_name, "backend": config.backend,
-        "mode": config.mode, "params": config.params,
-        "threads": THREADS, "warmup": WARMUP,
-    }
-    caps = (args.time_cap, args.mem_cap_gib * 2**30)
-    failed_before = failed_before or {}
-    contenders = []
+    earlier = failures.get(config.series, {})
+    contenders = {}
     for name in config.contenders:
-        if name in failed_before:
-            status = f"not run: {failed_before[name]} at a smaller size"
-            contenders.append({"name": name, "status": status,
-                               "memory": {"status": status}})
-            continue
-        if args.no_memory:
-            contenders.append({"name": name, "status": "ok",
-                               "memory": {"status": "not measured"}})
+        if name in earlier:
+            status = not_run(earlier[name])
+            contenders[name] = {"status": status, "memory": {"status": status}}
             continue
         # A fresh process each: ru_maxrss only ever grows.
-        memory, status = run_child(
-            dict(spec, task="memory", contenders=[name]), *caps)
-        memory = memory or {"status": status}
-        contenders.append({"name": name, "status": memory["status"],
-                           "memory": memory})
-    timed = [c for c in contenders if c["status"] == "ok"]
+        records, status = run_child(
+            {"task": "memory", "backend": config.backend, "threads": THREADS,
+             "job": make_job(index, config, module_name, args, [name]),
+             "contender": name}, args)
+        memory = records[0]["result"] if records else {"status": status}
+        contenders[name] = {"status": memory["status"], "memory": memory}
+    note_failures(failures, config.series,
+                  {n: c["status"] for n, c in contenders.items()})
+    timed = [n for n, c in contenders.items() if c["status"] == "ok"]
     if timed:
-        timing, status = run_child(
-            dict(spec, task="time", contenders=[c["name"] for c in timed],
-                 repeats=args.repeats), *caps)
-        for c in timed:
-            c.update(timing[c["name"]] if timing else {"status": status})
-    base = contenders[0].get("median_ms")
-    for c in contenders:
+        job = make_job(index, config, module_name, args, timed)
+        timings = time_jobs(config.backend, [job], args, failures)[index]
+        for name in timed:
+            contenders[name].update(timings[name])
+    return contenders
+
+
+def result(config, contenders, args):
+    """The report's entry for `config`; `contenders` maps each name to its
+    status, timing and memory."""
+    entries = [dict(name=name, **contenders[name])
+               for name in config.contenders]
+    base = entries[0].get("median_ms")
+    for c in entries:
         if base and "median_ms" in c:
             c["ratio"] = c["median_ms"] / base
+    warmup, repeats = config.calls(WARMUP[args.size], args.repeats)
     return {"suite": config.suite, "backend": config.backend,
             "mode": config.mode, "params": config.params,
-            "contenders": contenders}
+            "series": config.series, "warmup": warmup, "repeats": repeats,
+            "contenders": entries}
 
 
 def markdown_table(results):
@@ -212,50 +315,15 @@ def markdown_table(results):
     return "\n".join(rows) + "\n"
 
 
-def machine_info():
-    with open("/proc/cpuinfo") as f:
-        models = [line.split(":", 1)[1].strip()
-                  for line in f if line.startswith("model name")]
-    dists = importlib.metadata.packages_distributions()
-    packages = {}
-    for name in ("keras", "tensorflow", "jax", "jaxlib", "torch", "numpy"):
-        # The import name maps to e.g. tensorflow-cpu, whichever is installed.
-        versions = [importlib.metadata.version(d) for d in dists.get(name, [])]
-        packages[name] = versions[0] if versions else None
-    return {
-        "cpu_model": models[0] if models else platform.processor(),
-        "cores": os.cpu_count(),
-        "cores_usable": THREADS,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "packages": packages,
-    }
-
-
-def git_commit():
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO,
-                              capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def caption(report):
-    m, s = report["machine"], report["settings"]
-    versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-    load = report["load_average"]
-    return (
-        f"{report['date']}, {m['cpu_model']}, {m['cores_usable']} cores used, "
-        f"{m['memory_gib']} GiB; Python {m['python']}, {versions}; "
-        f"{s['size']}: median of {s['repeats']} calls after {s['warmup']} "
-        f"warm-up calls; 1-min load average {load['start'][0]:.2f} at start, "
-        f"{load['end'][0]:.2f} at end; "
-        f"commit {report['commit'] or 'unknown'}.\n"
-    )
+def table(report):
+    s = report["settings"]
+    capped = sorted({(r["repeats"], r["warmup"]) for r in report["results"]}
+                    - {(s["repeats"], s["warmup"])})
+    fewer = "".join(f", {r} after {w} where a config caps them"
+                    for r, w in capped)
+    details = (f"{s['size']}: median of {s['repeats']} calls after "
+               f"{s['warmup']} warm-up call(s){fewer}; ")
+    return markdown_table(report["results"]) + "\n" + caption(report, details)
 
 
 def main(argv=None):
@@ -273,44 +341,46 @@ def main(argv=None):
         for config in suites[name][0].configs(args.size == "quick")
         if config.backend in args.backend
     ]
-    report = {
-        "date": datetime.datetime.now().astimezone().isoformat(
-            timespec="seconds"),
-        "machine": machine_info(),
-        "commit": git_commit(),
-        "settings": {
-            "size": args.size, "repeats": args.repeats, "warmup": WARMUP,
+    report = start_report(
+        settings={
+            "size": args.size, "repeats": args.repeats,
+            "warmup": WARMUP[args.size],
             "threads": THREADS, "time_cap_s": args.time_cap,
-            "mem_cap_gib": args.mem_cap_gib, "memory": not args.no_memory,
+            "mem_cap_gib": args.mem_cap_gib, "memory": args.memory,
             "argv": sys.argv[1:],
         },
-        # Other work on the machine skews timings: this shows whether any ran.
-        "load_average": {"start": os.getloadavg()},
-        "results": [],
-    }
-    # {series: {contender: the status it first failed with}}
-    failures = {}
-    for i, (config, module_name) in enumerate(configs, 1):
-        print(f"[{i}/{len(configs)}] {config.suite} {config.backend} "
-              f"{config.mode} {config.params}", file=sys.stderr, flush=True)
-        failed = failures.setdefault(config.series, {})
-        result = run_config(config, module_name, args,
-                            failed if config.series else None)
-        result["series"] = config.series
-        for c in result["contenders"]:
-            if c["status"] != "ok" and not c["status"].startswith("not run"):
-                failed.setdefault(c["name"], c["status"].split(":")[0])
-        report["results"].append(result)
-    report["load_average"]["end"] = os.getloadavg()
+        results=[],
+    )
+    progress = iter(range(1, len(configs) + 1))
 
-    table = markdown_table(report["results"]) + "\n" + caption(report)
-    print(table, end="")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+    def on_start(index):
+        config = configs[index][0]
+        print(f"[{next(progress)}/{len(configs)}] {config.suite} "
+              f"{config.backend} {config.mode} {config.params}",
+              file=sys.stderr, flush=True)
+
+    # {series: {contender: the failure it first had}}
+    failures = {}
+    contenders = {}
+    if args.memory:
+        for index, (config, module_name) in enumerate(configs):
+            on_start(index)
+            contenders[index] = measure_config(
+                index, config, module_name, args, failures)
+    else:
+        for backend in args.backend:
+            jobs = [make_job(index, config, module_name, args,
+                             config.contenders)
+                    for index, (config, module_name) in enumerate(configs)
+                    if config.backend == backend]
+            timings = time_jobs(backend, jobs, args, failures, on_start)
+            for index, timing in timings.items():
+                contenders[index] = {
+                    name: dict(t, memory={"status": args.not_measured})
+                    for name, t in timing.items()}
+    report["results"] = [result(config, contenders[index], args)
+                         for index, (config, _) in enumerate(configs)]
+    finish_report(report, table, args)
 
 
 if __name__ == "__main__":

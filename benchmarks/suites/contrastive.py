@@ -2,7 +2,8 @@
 pytorch-metric-learning.
 
 Forward and backward on 4096 pairs of 512-dim float32 embeddings, (4096, 2,
-512), half of them similar, margin 1, one value per pair summed by the step:
+512) (`--full`; `--quick` uses 512 pairs, to check that the suite runs),
+half of them similar, margin 1, one value per pair summed by the step:
 
 * `naive` (baseline): Hadsell et al.'s ``y d**2 + (1 - y) max(m - d, 0)**2``
   with ``d = sqrt(sum(square(a - b)))`` in keras.ops, which is also
@@ -20,16 +21,16 @@ import numpy as np
 
 from benchmarks._runner import Config, Suite, value_and_grad_step
 
-PARAMS = {"batch": 4096, "dim": 512}
+DIM = 512
 MARGIN = 1.0
 
 
 def make_configs(quick):
-    # One size, as the triplet suite: --quick differs only in repeats.
+    params = {"batch": 512 if quick else 4096, "dim": DIM}
     modes = {"tensorflow": ("eager", "compiled"), "jax": ("eager", "compiled"),
              "torch": ("eager",)}
     return [
-        Config("contrastive", backend, mode, dict(PARAMS),
+        Config("contrastive", backend, mode, dict(params),
                ("naive", "safeloss") + (("pml",) if backend == "torch" else ()))
         for backend, backend_modes in modes.items()
         for mode in backend_modes

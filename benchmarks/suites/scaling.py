@@ -14,7 +14,7 @@ shape, not a backend comparison, is the point), for safeloss and its peers:
 
 Each loss is one `series`: a contender that fails (the memory cap, the time
 cap) ends its curve there. `benchmarks/plot.py` draws the curves from the
-runner's JSON. `--quick` runs batch 256 only, to check that the suite runs.
+runner's JSON. `--quick` runs batch 64 only, to check that the suite runs.
 """
 
 from benchmarks._runner import Config, Suite
@@ -35,7 +35,7 @@ def make_configs(quick):
         ("mined", MINED, ("pml", "safeloss")),
         ("infonce", INFONCE, ("naive", "pml", "safeloss")),
     ):
-        batches = BATCHES[family][:1] if quick else BATCHES[family]
+        batches = (64,) if quick else BATCHES[family]
         for loss in losses:
             configs += [
                 Config("scaling", BACKEND, MODE,

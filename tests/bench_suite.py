@@ -1,0 +1,16 @@
+"""A benchmark suite for `test_benchmarks.py`: contenders that succeed,
+raise, crash their process or hang, with no keras import, so that a child
+process running it starts in a fraction of a second."""
+
+import os
+import time
+
+
+def build(contender, backend, mode, params):
+    if contender == "raises":
+        raise ValueError("refused")
+    if contender == "crashes":
+        return lambda: os._exit(3)
+    if contender == "hangs":
+        return lambda: time.sleep(60)
+    return lambda: None
