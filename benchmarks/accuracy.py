@@ -14,10 +14,14 @@ value, with respect to the embeddings or predictions, not the targets), with
 * the largest error of the value against a float64 reference, over the
   cases where both are finite. The reference is the brute-force function of
   `tests/references.py` evaluated in float64 on the inputs already rounded
-  to the dtype (the exact answer for those inputs: nothing flushed, no
-  logit clipping that float64 would not need), then saturated at the
-  dtype's largest finite value, the best answer the dtype can hold. The
-  error is relative, ``|v - r| / max(|r|, atol)`` with the dtype's absolute
+  to the dtype, then saturated at the dtype's largest finite value, the
+  best answer the dtype can hold. Two inputs are read by convention
+  (`reference_value`): entries below the dtype's smallest normal number
+  count as 0 (TensorFlow and JAX flush them on CPU, GPUs do too, and
+  safeloss documents it), and an infinite entry is the limit of a growing
+  finite one, so that a case whose limit is infinite (a +inf logit with
+  target 0) counts only in the NaN and inf columns. The error is
+  relative, ``|v - r| / max(|r|, atol)`` with the dtype's absolute
   tolerance of `safeloss.testing.tolerances` as the floor, except for the
   mined triplet losses, whose distances come from a Gram matrix: there it
   is norm-scaled, ``|v - r| / max(|r|, s)`` with ``s`` the largest row norm
@@ -566,6 +570,40 @@ def _error(value, reference, kind, dtype, x):
     return float(np.max(np.abs(v[both] - r[both]) / floor))
 
 
+def reference_value(reference, y, x, dtype, kwargs):
+    """The float64 reference for input `x` (already rounded to `dtype`).
+
+    Two conventions cover what the dtype's arithmetic does not carry:
+
+    * entries below the dtype's smallest normal number count as 0:
+      TensorFlow and JAX flush them on CPU, GPUs do too, and safeloss
+      documents it (a row of subnormals is a zero row). float64 inputs were
+      always read so, as `tests/references.py` flushes below the tiny of the
+      dtype it is given;
+    * an infinite entry is the limit of a finite one growing without
+      bound: the reference is computed with the infinite entries at two
+      huge magnitudes, and where the two values differ the limit is
+      infinite (a +inf logit with target 0), so the value is inf and the
+      case counts only in the NaN and inf columns; where they agree (a +inf
+      logit on the target class) the limit is that value.
+    """
+    _, tiny = _limits(dtype)
+    x = np.asarray(x).astype(np.float64)
+    x = np.where(np.abs(x) < tiny, 0.0, x)
+    infinite = np.isinf(x)
+    with np.errstate(all="ignore"):
+        if not infinite.any():
+            return np.asarray(reference(y, x, "float64", **kwargs), np.float64)
+        # Below the references' float64 logit clip (max / 4), so both stay.
+        huge = np.finfo(np.float64).max / 16
+        first, second = (
+            np.asarray(reference(y, np.where(infinite, np.sign(x) * h, x),
+                                 "float64", **kwargs), np.float64)
+            for h in (huge, huge / 2))
+        settled = np.isclose(first, second, rtol=1e-12, atol=0.0)
+        return np.where(settled, first, np.copysign(np.inf, first))
+
+
 def measure(backend, dtypes):
     from keras import ops
 
@@ -585,9 +623,7 @@ def measure(backend, dtypes):
             references = {}
             largest, _ = _limits(dtype)
             for name, (y, x, kwargs) in rounded.items():
-                with np.errstate(all="ignore"):
-                    exact = np.asarray(reference(
-                        y, x.astype(np.float64), "float64", **kwargs), np.float64)
+                exact = reference_value(reference, y, x, dtype, kwargs)
                 # The best answer in the dtype: a finite exact value beyond
                 # its range saturates; an infinite one (an infinite input)
                 # stays infinite, and the case counts only for NaN and inf.
@@ -705,6 +741,25 @@ def summary_table(rows):
     return "\n".join(lines) + "\n"
 
 
+NOTES = """\
+Reference: the float64 brute force of `tests/references.py` on the inputs
+rounded to the dtype, saturated at the dtype's largest finite value. Two
+inputs that the dtype's arithmetic does not carry are read by convention,
+for every contender alike: entries below the dtype's smallest normal number
+count as 0 (TensorFlow and JAX flush them on CPU, GPUs do too, and safeloss
+documents it), so the "subnormals" cases are scored as rows of zeros; and
+an infinite input is the limit of a finite one growing without bound: where
+that limit of the loss is finite (a +inf logit on the target class: 0; a
+-inf logit on another class: the loss without that class) it is the
+reference, and where it is infinite (a +inf logit with binary target 0)
+the row is left out of the "largest error" column and counts only in the
+NaN and inf columns; safeloss's finite value there comes from its
+documented logit clip at a quarter of the dtype's largest value. Errors
+are relative, with the dtype's absolute tolerance as the floor; for the
+mined triplet losses, relative to the batch's largest row norm.
+"""
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backend", nargs="+", choices=BACKENDS, default=list(BACKENDS))
@@ -723,7 +778,7 @@ def main(argv=None):
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine_info(), "commit": git_commit(),
-        "load_average": {"start": os.getloadavg()}, "rows": [],
+        "load_average": {"start": os.getloadavg()}, "notes": NOTES, "rows": [],
     }
     for backend in args.backend:
         env = dict(os.environ, KERAS_BACKEND=backend, JAX_ENABLE_X64="1",
@@ -743,7 +798,8 @@ def main(argv=None):
                f"1-min load {report['load_average']['start'][0]:.2f} at start, "
                f"{report['load_average']['end'][0]:.2f} at end; commit "
                f"{report['commit']}.\n")
-    table = summary_table(report["rows"]) + "\n" + markdown_table(report["rows"]) + "\n" + caption
+    table = (summary_table(report["rows"]) + "\n" + markdown_table(report["rows"])
+             + "\n" + NOTES + "\n" + caption)
     print(table, end="")
     if args.markdown:
         with open(args.markdown, "w") as f:
