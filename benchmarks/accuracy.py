@@ -16,12 +16,12 @@ value, with respect to the embeddings or predictions, not the targets), with
   `tests/references.py` evaluated in float64 on the inputs already rounded
   to the dtype, then saturated at the dtype's largest finite value, the
   best answer the dtype can hold. Two inputs are read by convention
-  (`reference_value`): entries below the dtype's smallest normal number
-  count as 0 (TensorFlow and JAX flush them on CPU, GPUs do too, and
-  safeloss documents it), and an infinite entry is the limit of a growing
-  finite one, so that a case whose limit is infinite (a +inf logit with
-  target 0) counts only in the NaN and inf columns. The error is
-  relative, ``|v - r| / max(|r|, atol)`` with the dtype's absolute
+  (`reference_values`): entries below the dtype's smallest normal number
+  may be kept or flushed to 0 (CPUs and GPUs differ), and the error is
+  that against the nearer of the two answers; an infinite entry is the
+  limit of a growing finite one, so that a row whose limit is infinite (a
+  +inf logit with target 0) counts only in the NaN and inf columns. The
+  error is relative, ``|v - r| / max(|r|, atol)`` with the dtype's absolute
   tolerance of `safeloss.testing.tolerances` as the floor, except for the
   mined triplet losses, whose distances come from a Gram matrix: there it
   is norm-scaled, ``|v - r| / max(|r|, s)`` with ``s`` the largest row norm
@@ -570,26 +570,35 @@ def _error(value, reference, kind, dtype, x):
     return float(np.max(np.abs(v[both] - r[both]) / floor))
 
 
-def reference_value(reference, y, x, dtype, kwargs):
-    """The float64 reference for input `x` (already rounded to `dtype`).
+def reference_values(reference, y, x, dtype, kwargs):
+    """The float64 references for input `x` (already rounded to `dtype`).
 
-    Two conventions cover what the dtype's arithmetic does not carry:
+    Two inputs are read by convention, for every contender alike:
 
-    * entries below the dtype's smallest normal number count as 0:
-      TensorFlow and JAX flush them on CPU, GPUs do too, and safeloss
-      documents it (a row of subnormals is a zero row). float64 inputs were
-      always read so, as `tests/references.py` flushes below the tiny of the
-      dtype it is given;
+    * an entry below the dtype's smallest normal number may be kept or
+      read as 0: TensorFlow and JAX flush float32 and bfloat16 subnormals
+      on CPU and GPUs flush them too (safeloss's InfoNCE losses document
+      the flush), while float16 computed in float32 and PyTorch's CPU keep
+      them. Where `x` has such entries there are two references, `x` as
+      given and flushed, and a contender is scored against the nearer;
     * an infinite entry is the limit of a finite one growing without
       bound: the reference is computed with the infinite entries at two
       huge magnitudes, and where the two values differ the limit is
       infinite (a +inf logit with target 0), so the value is inf and the
-      case counts only in the NaN and inf columns; where they agree (a +inf
+      row counts only in the NaN and inf columns; where they agree (a +inf
       logit on the target class) the limit is that value.
+
+    Returns:
+        A list of one or two float64 arrays.
     """
     _, tiny = _limits(dtype)
     x = np.asarray(x).astype(np.float64)
-    x = np.where(np.abs(x) < tiny, 0.0, x)
+    flushed = np.where(np.abs(x) < tiny, 0.0, x)
+    inputs = [x] if np.array_equal(flushed, x) else [x, flushed]
+    return [_limit_of(reference, y, v, kwargs) for v in inputs]
+
+
+def _limit_of(reference, y, x, kwargs):
     infinite = np.isinf(x)
     with np.errstate(all="ignore"):
         if not infinite.any():
@@ -623,12 +632,12 @@ def measure(backend, dtypes):
             references = {}
             largest, _ = _limits(dtype)
             for name, (y, x, kwargs) in rounded.items():
-                exact = reference_value(reference, y, x, dtype, kwargs)
                 # The best answer in the dtype: a finite exact value beyond
                 # its range saturates; an infinite one (an infinite input)
                 # stays infinite, and the case counts only for NaN and inf.
-                references[name] = np.where(
-                    np.isfinite(exact), np.clip(exact, -largest, largest), exact)
+                references[name] = [
+                    np.where(np.isfinite(exact), np.clip(exact, -largest, largest), exact)
+                    for exact in reference_values(reference, y, x, dtype, kwargs)]
             for contender, (backends, fn) in contenders.items():
                 if backends is not None and backend not in backends:
                     continue
@@ -656,7 +665,9 @@ def measure(backend, dtypes):
                                      ("inf_grad", np.isinf(grad).any())):
                         if bad:
                             row[key].append(name)
-                    error = _error(value, references[name], kind, dtype, x)
+                    errors = [_error(value, r, kind, dtype, x) for r in references[name]]
+                    errors = [e for e in errors if e is not None]
+                    error = min(errors) if errors else None
                     if error is not None and (row["max_error"] is None
                                               or error > row["max_error"]):
                         row["max_error"], row["worst_case"] = error, name
@@ -744,19 +755,21 @@ def summary_table(rows):
 NOTES = """\
 Reference: the float64 brute force of `tests/references.py` on the inputs
 rounded to the dtype, saturated at the dtype's largest finite value. Two
-inputs that the dtype's arithmetic does not carry are read by convention,
-for every contender alike: entries below the dtype's smallest normal number
-count as 0 (TensorFlow and JAX flush them on CPU, GPUs do too, and safeloss
-documents it), so the "subnormals" cases are scored as rows of zeros; and
-an infinite input is the limit of a finite one growing without bound: where
-that limit of the loss is finite (a +inf logit on the target class: 0; a
--inf logit on another class: the loss without that class) it is the
-reference, and where it is infinite (a +inf logit with binary target 0)
-the row is left out of the "largest error" column and counts only in the
-NaN and inf columns; safeloss's finite value there comes from its
-documented logit clip at a quarter of the dtype's largest value. Errors
-are relative, with the dtype's absolute tolerance as the floor; for the
-mined triplet losses, relative to the batch's largest row norm.
+inputs are read by convention, for every contender alike. An entry below
+the dtype's smallest normal number may be kept or read as 0: TensorFlow
+and JAX flush float32 and bfloat16 subnormals on CPU, GPUs do too (and
+safeloss's NT-Xent and SupCon document the flush: a row of subnormals is a
+zero row), while float16 computed in float32 and PyTorch's CPU keep them;
+so a case with such entries is scored against the nearer of the two
+answers. An infinite input is the limit of a finite one growing without
+bound: where that limit of the loss is finite (a +inf logit on the target
+class: 0; a -inf logit on another class: the loss without that class) it
+is the reference, and where it is infinite (a +inf logit with binary
+target 0) the row is left out of the "largest error" column and counts
+only in the NaN and inf columns; safeloss's finite value there comes from
+its documented logit clip at a quarter of the dtype's largest value.
+Errors are relative, with the dtype's absolute tolerance as the floor;
+for the mined triplet losses, relative to the batch's largest row norm.
 """
 
 
