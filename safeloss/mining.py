@@ -276,13 +276,15 @@ def sorted_negatives(rows, negative):
     Returns:
         ``(order, sorted_keys, count)``: `order` (block, batch) int32 are the
         columns by ascending key, negatives first; `sorted_keys` the keys in
-        that order (the distance for a negative, the dtype's largest value
-        elsewhere); `count` (block, 1) int32 the number of negatives. Only the
-        first `count` entries of a row are meaningful.
+        that order (the distance for a negative, +inf elsewhere); `count`
+        (block, 1) int32 the number of negatives. Only the first `count`
+        entries of a row are meaningful.
     """
     rows = ops.stop_gradient(ops.convert_to_tensor(rows))
-    big = safe_ops.largest(safe_ops.dtype_name(rows))
-    keys = ops.where(negative, rows, ops.full_like(rows, big))
+    # +inf, not the dtype's largest value: a negative at a saturated
+    # distance would tie with that and sort after lower non-negative
+    # columns. The keys are only sorted and compared, never combined.
+    keys = ops.where(negative, rows, ops.full_like(rows, float("inf")))
     order = ops.cast(ops.argsort(keys, axis=1), "int32")
     count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
     return order, ops.take_along_axis(keys, order, axis=1), count

@@ -152,6 +152,17 @@ def test_sorted_negatives_puts_negatives_first():
     assert int(ops.convert_to_numpy(count)[0, 0]) == 3
 
 
+def test_sorted_negatives_at_the_largest_distance():
+    """A negative at the dtype's largest distance still sorts before every
+    column that is not a negative."""
+    big = np.finfo(np.float32).max
+    d = np.array([[0.0, 0.0, big, big]], np.float32)
+    negative = np.array([[False, False, True, True]])
+    order, _, count = mining.sorted_negatives(d, negative)
+    np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :2], [2, 3])
+    assert int(ops.convert_to_numpy(count)[0, 0]) == 2
+
+
 def pair_weights(batch, dtype):
     """Fixed, distinct cotangents in [0.5, 1] for every pair."""
     i, j = np.meshgrid(np.arange(batch), np.arange(batch), indexing="ij")
