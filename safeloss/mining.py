@@ -89,6 +89,8 @@ def label_masks(labels, start=0, stop=None):
 def hardest_columns(rows, positive, negative):
     """Per anchor, the column of the farthest positive and the nearest negative.
 
+    Among equal distances the lowest column wins, on every backend.
+
     Args:
         rows: distances (block, batch); read under `stop_gradient`.
         positive, negative: boolean masks (block, batch).
@@ -100,10 +102,30 @@ def hardest_columns(rows, positive, negative):
     """
     rows = ops.stop_gradient(ops.convert_to_tensor(rows))
     big = safe_ops.largest(safe_ops.dtype_name(rows))
-    lowest = ops.full_like(rows, -1.0)
-    farthest = ops.argmax(ops.where(positive, rows, lowest), axis=1)
-    nearest = ops.argmin(ops.where(negative, rows, ops.full_like(rows, big)), axis=1)
-    return ops.cast(farthest, "int32"), ops.cast(nearest, "int32")
+    farthest = ops.max(ops.where(positive, rows, ops.full_like(rows, -1.0)), axis=1)
+    nearest = ops.min(ops.where(negative, rows, ops.full_like(rows, big)), axis=1)
+    return (
+        _first_column(ops.logical_and(positive, rows == farthest[:, None])),
+        _first_column(ops.logical_and(negative, rows == nearest[:, None])),
+    )
+
+
+def _first_column(mask):
+    """The lowest True column of each row of boolean `mask`, int32; 0 on a
+    row without one.
+
+    Guard: Keras 3.15's `argmax`/`argmin` on JAX's CPU compute float64 in
+    float32: distances beyond float32's range all become inf, distances
+    closer than its precision tie, and the first column wins whatever its
+    distance. Callers take the extreme with `max`/`min`, which keep the
+    dtype, and mark its columns in `mask`; the column is then a minimum of
+    integers, so ties go to the lowest column on every backend (TensorFlow
+    does not promise which index `argmax` returns on a tie).
+    """
+    width = ops.shape(mask)[1]
+    columns = ops.expand_dims(ops.arange(width, dtype="int32"), 0)
+    first = ops.min(ops.where(mask, columns, width), axis=1)
+    return ops.where(first < width, first, ops.zeros_like(first))
 
 
 def sorted_negatives(rows, negative):
@@ -116,13 +138,15 @@ def sorted_negatives(rows, negative):
     Returns:
         ``(order, sorted_keys, count)``: `order` (block, batch) int32 are the
         columns by ascending key, negatives first; `sorted_keys` the keys in
-        that order (the distance for a negative, the dtype's largest value
-        elsewhere); `count` (block, 1) int32 the number of negatives. Only the
-        first `count` entries of a row are meaningful.
+        that order (the distance for a negative, +inf elsewhere); `count`
+        (block, 1) int32 the number of negatives. Only the first `count`
+        entries of a row are meaningful.
     """
     rows = ops.stop_gradient(ops.convert_to_tensor(rows))
-    big = safe_ops.largest(safe_ops.dtype_name(rows))
-    keys = ops.where(negative, rows, ops.full_like(rows, big))
+    # +inf, not the dtype's largest value: a negative at a saturated
+    # distance would tie with that and sort after lower non-negative
+    # columns. The keys are only sorted and compared, never combined.
+    keys = ops.where(negative, rows, ops.full_like(rows, float("inf")))
     order = ops.cast(ops.argsort(keys, axis=1), "int32")
     count = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
     return order, ops.take_along_axis(keys, order, axis=1), count

@@ -518,10 +518,11 @@ def mean(x, axis=-1, keepdims=False):
 
     Math: ``sum(x * (1 / n))`` with ``n`` the number of entries averaged.
 
-    Guard: Keras 3.15's `ops.mean` computes float64 in float32 on PyTorch,
-    so a float64 mean of 1e307 becomes inf there; a sum keeps the dtype on
-    every backend. Scaling each entry before the sum keeps the result finite
-    whenever every entry is. The gradient is ``1 / n`` per entry.
+    Guard: Keras 3.15's `ops.mean` computes float64 in float32 on JAX and
+    PyTorch, so a float64 mean of 1e307 becomes inf there; a sum keeps the
+    dtype on every backend. Scaling each entry before the sum keeps the
+    result finite whenever every entry is. The gradient is ``1 / n`` per
+    entry.
 
     Example:
         >>> import keras

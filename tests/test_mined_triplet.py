@@ -209,6 +209,35 @@ def test_semi_hard_ties_pick_a_strictly_farther_negative():
         ref.pairwise(x, "euclidean", "float32"), labels, "semi_hard"), rtol=1e-6)
 
 
+def test_batch_hard_in_float64_beyond_float32_range():
+    """Embeddings up to 1e307: Keras' JAX `argmin` on CPU read every
+    distance as a float32 inf, and batch-hard mined column 0 (off by 0.12
+    of the largest distance in the accuracy benchmark)."""
+    labels, x = clustered("float64")
+    x = x / np.max(np.abs(x)) * 1e307
+    value, (_, grad) = value_and_grad(
+        MINED_TRIPLET_LOSSES["batch_hard"], labels, x, compiled=JIT
+    )
+    assert finite(grad)
+    d = ref.pairwise(x, "euclidean", "float64")
+    exact = ref.mined_triplet_loss(d, labels, "batch_hard")
+    assert np.max(exact) > 1e306  # active triplets at this scale
+    np.testing.assert_allclose(value, exact, rtol=1e-12, atol=1e-12 * np.max(d))
+
+
+@pytest.mark.parametrize("mining", MININGS)
+def test_negatives_at_the_largest_distance(mining):
+    """Positives at distance 0, negatives at a distance that saturates at
+    float32's largest value: every triplet is satisfied. The mining once
+    let those negatives tie with its sentinel for the other columns (the
+    same largest value) and took column 0, a positive: a loss of 1."""
+    x = np.array([[-3e38], [-3e38], [3e38], [3e38]], np.float32)
+    labels = np.array([0, 0, 1, 1], np.int32)
+    value, (_, grad) = value_and_grad(MINED_TRIPLET_LOSSES[mining], labels, x, compiled=JIT)
+    np.testing.assert_array_equal(value, 0.0)
+    assert finite(grad)
+
+
 def test_batch_all_counts_huge_distances_without_overflow():
     """Prefix sums of distances near float32's limit would overflow and
     subtract inf from inf; in units of the row's largest distance they do

@@ -118,6 +118,31 @@ def test_hardest_columns(compiled):
     np.testing.assert_array_equal(got, [[1, 0, 3, 2], [2, 3, 0, 0]])
 
 
+def test_hardest_columns_in_float64_and_at_saturation(compiled):
+    """Keras 3.15's JAX `argmax`/`argmin` on CPU compute float64 in float32;
+    mining with them read every distance beyond float32's range as inf and
+    took column 0 (a batch-hard error of 0.12 at magnitude 1.8e307 in the
+    accuracy benchmark). Row 0 is beyond float32's range, row 1 has its only
+    negatives at the largest float64 (the sentinel of the other columns),
+    row 2 has negatives that tie in float32, row 3 a tie (lowest column)."""
+    big = np.finfo(np.float64).max
+    d = np.array([
+        [0.0, 5e307, 1e307, 3e307],
+        [1.0, 0.0, big, big],
+        [1 + 2e-12, 1 + 1e-12, 0.0, 3.0],
+        [2.0, 2.0, 1.0, 0.0],
+    ])
+    labels = np.array([0, 0, 1, 1], np.int32)
+
+    def columns(rows, y):
+        positive, negative = mining.label_masks(y)
+        far, near = mining.hardest_columns(rows, positive, negative)
+        return ops.stack([far, near])
+
+    got = run(columns, d, labels, compiled=compiled)
+    np.testing.assert_array_equal(got, [[1, 0, 3, 2], [2, 2, 1, 0]])
+
+
 def test_sorted_negatives_puts_negatives_first():
     d = np.array([[0.0, 4.0, 1.0, 3.0, 2.0]], np.float32)
     negative = np.array([[False, True, False, True, True]])
@@ -125,6 +150,17 @@ def test_sorted_negatives_puts_negatives_first():
     np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :3], [4, 3, 1])
     np.testing.assert_array_equal(ops.convert_to_numpy(keys)[0, :3], [2.0, 3.0, 4.0])
     assert int(ops.convert_to_numpy(count)[0, 0]) == 3
+
+
+def test_sorted_negatives_at_the_largest_distance():
+    """A negative at the dtype's largest distance still sorts before every
+    column that is not a negative."""
+    big = np.finfo(np.float32).max
+    d = np.array([[0.0, 0.0, big, big]], np.float32)
+    negative = np.array([[False, False, True, True]])
+    order, _, count = mining.sorted_negatives(d, negative)
+    np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :2], [2, 3])
+    assert int(ops.convert_to_numpy(count)[0, 0]) == 2
 
 
 def pair_weights(batch, dtype):
