@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import safeloss
 from safeloss import ops as safe_ops
-from safeloss.testing import tolerances, value_and_grad
+from safeloss.testing import all_finite, tolerances, value_and_grad
 from safeloss.testing import strategies as S
 from tests import references as ref
 from tests.conftest import BACKEND, MODES
@@ -27,9 +27,6 @@ LOSS_NAMES = (
     "BinaryFocalCrossentropy",
 )
 
-
-def finite(x):
-    return bool(np.all(np.isfinite(np.asarray(x).astype(np.float64))))
 
 
 def shapes(data, compiled):
@@ -113,7 +110,7 @@ def test_categorical_matches_reference(data, from_logits, dtype, compiled):
         from_logits=from_logits,
     )
     assert str(value.dtype) == dtype and value.shape == (shape[0],)
-    assert finite(value) and finite(grad_true) and finite(grad_pred)
+    assert all_finite(value) and all_finite(grad_true) and all_finite(grad_pred)
     magnitude = log_magnitude(y_pred, from_logits, dtype)
     expected = ref.categorical_crossentropy(y_true, y_pred, from_logits, dtype)
     assert_loss_close(value, expected, dtype, magnitude)
@@ -167,7 +164,7 @@ def test_binary_matches_reference(data, from_logits, dtype, compiled):
         safeloss.binary_crossentropy, y_true, y_pred, compiled=compiled, from_logits=from_logits
     )
     assert str(value.dtype) == dtype and value.shape == (shape[0],)
-    assert finite(value) and all(finite(g) for g in grads)
+    assert all_finite(value) and all(all_finite(g) for g in grads)
     expected = ref.binary_crossentropy(y_true, y_pred, from_logits, dtype)
     assert_loss_close(value, expected, dtype, log_magnitude(y_pred, from_logits, dtype))
     if from_logits:
@@ -195,7 +192,7 @@ def test_focal_matches_reference(data, from_logits, dtype, compiled):
         gamma=gamma,
     )
     assert str(value.dtype) == dtype
-    assert finite(value) and all(finite(g) for g in grads)
+    assert all_finite(value) and all(all_finite(g) for g in grads)
     expected = ref.categorical_crossentropy(
         y_true, y_pred, from_logits, dtype, gamma=gamma, alpha=0.25
     )
@@ -210,7 +207,7 @@ def test_focal_matches_reference(data, from_logits, dtype, compiled):
         from_logits=from_logits,
         gamma=gamma,
     )
-    assert finite(value) and all(finite(g) for g in grads)
+    assert all_finite(value) and all(all_finite(g) for g in grads)
     expected = ref.binary_crossentropy(y_binary, y_pred, from_logits, dtype, gamma=gamma)
     assert_loss_close(value, expected, dtype, magnitude)
 
@@ -247,7 +244,7 @@ def test_infinite_logits(dtype, compiled):
     y = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0]], S.numpy_dtype(dtype))
     x = np.array([[inf, 0, -inf], [0, -inf, -inf], [-inf, -inf, -inf]], S.numpy_dtype(dtype))
     value, (grad_y, grad_x) = value_and_grad(_all_losses, y, x, compiled=compiled, from_logits=True)
-    assert finite(value) and finite(grad_y) and finite(grad_x)
+    assert all_finite(value) and all_finite(grad_y) and all_finite(grad_x)
     per_sample, _ = value_and_grad(
         safeloss.categorical_crossentropy, y, x, compiled=compiled, from_logits=True
     )
@@ -261,7 +258,7 @@ def test_infinite_logits(dtype, compiled):
     smoothed, grads = value_and_grad(
         _all_losses, y, x, compiled=compiled, from_logits=True, label_smoothing=0.1
     )
-    assert finite(smoothed) and all(finite(g) for g in grads)
+    assert all_finite(smoothed) and all(all_finite(g) for g in grads)
     assert float(ref.as_float64(smoothed)[0]) > 1e3
 
 
@@ -272,7 +269,7 @@ def test_logits_near_a_tenth_of_the_max_are_exact(dtype, compiled):
     value, (_, grad) = value_and_grad(
         safeloss.categorical_crossentropy, y, x, compiled=compiled, from_logits=True
     )
-    assert finite(grad)
+    assert all_finite(grad)
     expected = [2 * float(x[0, 0].astype(np.float64)), np.log(3)]
     tolerances.assert_allclose(value, expected, dtype)
 
@@ -290,7 +287,7 @@ def test_zero_rows_exact_zeros_and_negative_scores(dtype, compiled):
     # Saturated but right: the exact gradient, not Keras' clipped zero.
     tolerances.assert_allclose(grad[2], [0.0, 1.0], dtype)
     everything, grads = value_and_grad(_all_losses, y, p, compiled=compiled, from_logits=False)
-    assert finite(everything) and all(finite(g) for g in grads)
+    assert all_finite(everything) and all(all_finite(g) for g in grads)
 
 
 def test_focal_saturation_with_small_gamma_has_finite_gradient(dtype, compiled):
@@ -302,7 +299,7 @@ def test_focal_saturation_with_small_gamma_has_finite_gradient(dtype, compiled):
             value, grads = value_and_grad(
                 fn, y, x, compiled=compiled, from_logits=from_logits, gamma=0.25
             )
-            assert finite(value) and all(finite(g) for g in grads), fn.__name__
+            assert all_finite(value) and all(all_finite(g) for g in grads), fn.__name__
             assert float(ref.as_float64(value)[0]) == pytest.approx(0.0, abs=1e-3)
 
 
@@ -316,7 +313,7 @@ def test_probability_sums_beyond_the_dtype_range():
     # rounding, not the guard, bounds the error.
     rounding = 4 * np.finfo(np.float32).eps * np.log(big)
     np.testing.assert_allclose(value, [np.log(20)], rtol=0, atol=rounding)
-    assert finite(grad)
+    assert all_finite(grad)
 
 
 # ---------------------------------------------------------------------------
@@ -441,7 +438,7 @@ if "compiled" in MODES:
         value, (_, grad) = value_and_grad(
             _sparse_from_logits, np.array([5, 0], np.int32), y_pred, compiled=True
         )
-        assert float(value[0]) == 0.0 and finite(value)
+        assert float(value[0]) == 0.0 and all_finite(value)
         np.testing.assert_array_equal(grad[0], 0.0)
 
 
@@ -516,7 +513,7 @@ def test_relu_model_trains_where_keras_gives_nan(tmp_path):
     losses = history.history["loss"]
     assert len(step_losses) == 20 and np.all(np.isfinite(step_losses))
     assert losses[-1] < losses[0]
-    assert all(finite(keras.ops.convert_to_numpy(w)) for w in model.weights)
+    assert all(all_finite(keras.ops.convert_to_numpy(w)) for w in model.weights)
 
     path = tmp_path / "relu.keras"
     model.save(path)

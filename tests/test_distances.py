@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from safeloss import ops as safe_ops
 from safeloss.distances import DISTANCES, paired_distances, pairwise_distances
-from safeloss.testing import tolerances, value_and_grad
+from safeloss.testing import all_finite, tolerances, value_and_grad
 from safeloss.testing import strategies as S
 from tests import references as ref
 from tests.conftest import BACKEND
@@ -16,9 +16,6 @@ from tests.conftest import BACKEND
 # every eager op per shape too, so its eager tests use them as well.
 FIXED_SHAPES = st.sampled_from([(4, 3), (6, 5)])
 
-
-def finite(x):
-    return bool(np.all(np.isfinite(np.asarray(x).astype(np.float64))))
 
 
 def assert_pairwise_matches_reference(value, x, distance, dtype, compute_dtype=None):
@@ -63,7 +60,7 @@ def test_pairwise_distances(data, distance, dtype, compiled, device):
         pairwise_distances, x, compiled=compiled, distance=distance
     )
     assert str(value.dtype) == dtype and str(grad.dtype) == dtype
-    assert finite(value) and finite(grad)
+    assert all_finite(value) and all_finite(grad)
     assert np.all(np.diag(value) == 0)
     assert np.all(value.astype(np.float64) >= 0)
     np.testing.assert_array_equal(value, value.T)
@@ -80,7 +77,7 @@ def test_paired_distances(data, distance, dtype, compiled, device):
         paired_distances, a, b, compiled=compiled, distance=distance
     )
     assert str(value.dtype) == dtype
-    assert finite(value) and all(finite(g) for g in grads)
+    assert all_finite(value) and all(all_finite(g) for g in grads)
     expected = [ref.pair_distance(ai, bi, distance, dtype) for ai, bi in zip(a, b)]
     # Paired distances do not go through a Gram matrix: relative accuracy.
     tolerances.assert_allclose(value, expected, dtype, scale=1 + shape[1])
@@ -110,7 +107,7 @@ def test_float16_at_300_does_not_overflow(compiled):
     x = np.array([[300.0, 300.0, 300.0], [-300.0, -300.0, -300.0]], np.float16)
     value, (grad,) = value_and_grad(pairwise_distances, x, compiled=compiled)
     tolerances.assert_allclose(value, [[0, 600 * 3**0.5], [600 * 3**0.5, 0]], "float16")
-    assert finite(grad)
+    assert all_finite(grad)
     squared, _ = value_and_grad(
         pairwise_distances, x, compiled=compiled, distance="squared_euclidean"
     )
@@ -122,7 +119,7 @@ def test_huge_and_tiny_rows_in_one_batch(dtype, compiled):
     big, tiny = S.max_magnitude(dtype), 64 * float(safe_ops.finfo(dtype).tiny)
     x = np.array([[big, 0.0], [tiny, 0.0], [0.0, tiny]], np.float64).astype(S.numpy_dtype(dtype))
     value, (grad,) = value_and_grad(pairwise_distances, x, compiled=compiled)
-    assert finite(grad)
+    assert all_finite(grad)
     got = value.astype(np.float64)
     tiny_rounded = float(x[1, 0])
     np.testing.assert_allclose(got[1, 2], tiny_rounded * 2**0.5, rtol=tolerances.TOLERANCES[dtype]["rtol"] * 4)
@@ -139,7 +136,7 @@ def test_low_precision_gram_emulating_tf32(compiled):
     value, (grad,) = value_and_grad(
         pairwise_distances, x, compiled=compiled, matmul_dtype="bfloat16"
     )
-    assert finite(value) and finite(grad)
+    assert all_finite(value) and all_finite(grad)
     assert np.all(np.diag(value) == 0)
     assert_pairwise_matches_reference(value, x, "euclidean", "float32", compute_dtype="bfloat16")
 

@@ -7,7 +7,7 @@ import pytest
 
 import safeloss
 from safeloss.layers import ContrastiveLossLayer, Distance, L2Normalize, TripletLossLayer
-from safeloss.testing import to_numpy, value_and_grad
+from safeloss.testing import all_finite, to_numpy, value_and_grad
 
 DIM = 4
 
@@ -18,9 +18,6 @@ LAYERS = {
     "L2Normalize": (L2Normalize, {"axis": 1}, 1),
 }
 
-
-def finite(x):
-    return bool(np.all(np.isfinite(to_numpy(x).astype(np.float64))))
 
 
 def layer_model(name):
@@ -88,7 +85,7 @@ def test_distance_is_finite_at_zero_and_for_huge_embeddings():
     layer = Distance()
     same = np.ones((2, DIM), np.float32)
     value, (grad,) = value_and_grad(lambda a: layer([a, same]), same)
-    assert np.all(value == 0) and finite(grad)
+    assert np.all(value == 0) and all_finite(grad)
     huge = np.full((2, DIM), 1e30, np.float32)
     distance = to_numpy(layer([huge, -huge]))
     np.testing.assert_allclose(distance[:, 0], 2e30 * np.sqrt(DIM), rtol=1e-6)
@@ -99,7 +96,7 @@ def test_l2_normalize_keeps_zero_vectors_zero():
     x = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
     value, (grad,) = value_and_grad(lambda v: layer(v), x)
     np.testing.assert_allclose(value, [[0.0, 0.0], [0.6, 0.8]], rtol=1e-6)
-    assert finite(grad)
+    assert all_finite(grad)
 
 
 def test_triplet_layer_matches_the_function():
@@ -137,7 +134,7 @@ def siamese_model(margin=1.0):
 
 
 def weights_finite(model):
-    return all(finite(w) for w in model.get_weights())
+    return all(all_finite(w) for w in model.get_weights())
 
 
 def test_siamese_story_trains_saves_reloads_and_continues(tmp_path):

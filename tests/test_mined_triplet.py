@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import safeloss
 from safeloss.distances import pairwise_distances
 from safeloss.losses._mined_triplet import MINED_TRIPLET_LOSSES
-from safeloss.testing import tolerances, value_and_grad
+from safeloss.testing import all_finite, tolerances, value_and_grad
 from safeloss.testing import strategies as S
 from tests import references as ref
 from tests.conftest import BACKEND, MODES
@@ -21,9 +21,6 @@ JIT = BACKEND == "jax"
 # Compiled and JAX tests reuse a few shapes: each new shape recompiles.
 FIXED_SHAPES = st.sampled_from([(4, 3), (6, 2)])
 
-
-def finite(x):
-    return bool(np.all(np.isfinite(np.asarray(x).astype(np.float64))))
 
 
 def clustered(dtype, batch=12, dim=4, classes=3, seed=0):
@@ -74,7 +71,7 @@ def test_matches_brute_force_reference(mining, dtype, device):
     value, (label_grad, grad) = value_and_grad(fn, labels, x, compiled=JIT)
     assert label_grad is None
     assert str(value.dtype) == dtype and str(grad.dtype) == dtype
-    assert value.shape == (12,) and finite(grad)
+    assert value.shape == (12,) and all_finite(grad)
     # Mining decisions are compared on the distances safeloss computed, so
     # the test checks mining and the loss, not the Gram matrix's rounding.
     expected = ref.mined_triplet_loss(safeloss_distances(x), labels, mining)
@@ -89,7 +86,7 @@ def test_compiled_matches_reference(compiled):
     dtype = "float32"
     labels, x = clustered(dtype)
     values, distances, grad = run_all(labels, x, compiled)
-    assert finite(grad)
+    assert all_finite(grad)
     for mining in MININGS:
         expected = ref.mined_triplet_loss(distances, labels, mining)
         tolerances.assert_allclose(values[mining], expected, dtype, scale=12, err_msg=mining)
@@ -149,12 +146,12 @@ def test_finite_for_any_finite_input(data, dtype, compiled):
     x = data.draw(S.embeddings(dtype, shape))
     labels = data.draw(S.labels(shape[0]))
     values, distances, grad = run_all(labels, x, compiled)
-    assert finite(grad)
+    assert all_finite(grad)
     big = float(safeloss.ops.finfo(dtype).max)
     rtol = tolerances.TOLERANCES[dtype]["rtol"]
     for mining, value in values.items():
         assert str(value.dtype) == dtype and value.shape == (shape[0],)
-        assert finite(value) and np.all(value.astype(np.float64) >= 0), mining
+        assert all_finite(value) and np.all(value.astype(np.float64) >= 0), mining
         expected = ref.mined_triplet_loss(distances, labels, mining)
         if np.all(np.abs(expected) < big / 10):
             # Sums of up to batch**2 terms, each rounded relative to the
@@ -188,7 +185,7 @@ def test_nothing_valid_gives_zero_with_zero_gradient(case, compiled):
 def test_batch_of_one_duplicates_and_zeros(mining):
     fn = MINED_TRIPLET_LOSSES[mining]
     value, (_, grad) = value_and_grad(fn, np.array([3], np.int32), np.ones((1, 4), np.float32), compiled=JIT)
-    assert value.shape == (1,) and float(value[0]) == 0.0 and finite(grad)
+    assert value.shape == (1,) and float(value[0]) == 0.0 and all_finite(grad)
     # Identical embeddings: every distance 0, every triplet loss = margin.
     labels = np.array([0, 0, 1, 1], np.int32)
     value, (_, grad) = value_and_grad(fn, labels, np.zeros((4, 3), np.float32), compiled=JIT)
@@ -218,7 +215,7 @@ def test_batch_hard_in_float64_beyond_float32_range():
     value, (_, grad) = value_and_grad(
         MINED_TRIPLET_LOSSES["batch_hard"], labels, x, compiled=JIT
     )
-    assert finite(grad)
+    assert all_finite(grad)
     d = ref.pairwise(x, "euclidean", "float64")
     exact = ref.mined_triplet_loss(d, labels, "batch_hard")
     assert np.max(exact) > 1e306  # active triplets at this scale
@@ -235,7 +232,7 @@ def test_negatives_at_the_largest_distance(mining):
     labels = np.array([0, 0, 1, 1], np.int32)
     value, (_, grad) = value_and_grad(MINED_TRIPLET_LOSSES[mining], labels, x, compiled=JIT)
     np.testing.assert_array_equal(value, 0.0)
-    assert finite(grad)
+    assert all_finite(grad)
 
 
 def test_batch_all_counts_huge_distances_without_overflow():
@@ -246,7 +243,7 @@ def test_batch_all_counts_huge_distances_without_overflow():
     x = np.array([[0.0], [big], [-big], [3 * big]], np.float32)
     labels = np.array([0, 0, 1, 1], np.int32)
     value, (_, grad) = value_and_grad(MINED_TRIPLET_LOSSES["batch_all"], labels, x, compiled=JIT)
-    assert finite(value) and finite(grad)
+    assert all_finite(value) and all_finite(grad)
     expected = ref.mined_triplet_loss(ref.pairwise(x, "euclidean", "float32"), labels, "batch_all")
     # float32 cannot hold d + 1 for d near 1e37: errors are relative to d.
     np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6 * 3 * big)

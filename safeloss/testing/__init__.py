@@ -7,6 +7,7 @@
 
 from safeloss.testing.autodiff import (
     COMPILED_BACKENDS,
+    all_finite,
     device_types,
     list_devices,
     to_numpy,
@@ -15,6 +16,7 @@ from safeloss.testing.autodiff import (
 
 __all__ = [
     "COMPILED_BACKENDS",
+    "all_finite",
     "device_types",
     "list_devices",
     "to_numpy",

@@ -46,6 +46,12 @@ def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
+def all_finite(x):
+    """Whether every entry of a tensor (any backend, any float dtype) is
+    finite: no NaN, no inf."""
+    return bool(np.all(np.isfinite(to_numpy(x).astype(np.float64))))
+
+
 def _freeze(kwargs):
     return tuple(sorted(kwargs.items()))
 
