@@ -154,7 +154,8 @@ def pairwise_distances(embeddings, distance="euclidean", *, matmul_dtype=None):
 
 
 def distance_rows(
-    embeddings, start=0, stop=None, distance="euclidean", *, matmul_dtype=None
+    embeddings, start=0, stop=None, distance="euclidean", *, matmul_dtype=None,
+    size=None,
 ):
     """Rows ``start:stop`` of `pairwise_distances(embeddings, distance)`.
 
@@ -170,6 +171,9 @@ def distance_rows(
         distance: one of ``"euclidean"``, ``"squared_euclidean"``,
             ``"cosine"``.
         matmul_dtype: as in `pairwise_distances`.
+        size: the number of rows, instead of `stop`: required when `start`
+            is a tensor (the index of a compiled loop), since the block's
+            shape must be static.
 
     Returns:
         (block, batch) distances in the embeddings' dtype.
@@ -184,25 +188,34 @@ def distance_rows(
         )
     dtype = safe_ops.dtype_name(x)
     work = safe_ops.compute_dtype(dtype)
-    if stop is None:
-        # None as well while the batch is unknown: the block is the batch.
-        stop = x.shape[0]
+    if size is None and not (stop is None and x.shape[0] is None):
+        # Both None while the batch is unknown: the block is the batch.
+        size = (x.shape[0] if stop is None else stop) - start
+    whole = isinstance(start, int) and start == 0 and size == x.shape[0]
     if distance == "cosine":
         # Normalised in the input dtype's terms: rows below its smallest
         # normal number are zero rows, as everywhere in safeloss.
         unit = safe_ops.l2_normalize(x, dtype=work)
-        similarity = _gram(unit[start:stop], unit, matmul_dtype)
-        result = _zero_own_column(1.0 - safe_ops.clamp(similarity, -1.0, 1.0), start)
+        similarity = _gram(_rows(unit, start, size), unit, matmul_dtype)
+        result = 1.0 - safe_ops.clamp(similarity, -1.0, 1.0)
     else:
-        result = _euclidean_rows(
-            ops.cast(x, work),
-            start,
-            stop,
-            distance == "squared_euclidean",
-            dtype,
-            matmul_dtype,
-        )
-    return safe_ops.saturating_cast(result, dtype)
+        x = ops.cast(x, work)
+        squared = distance == "squared_euclidean"
+        if whole:
+            result = _euclidean_matrix(x, squared, dtype, matmul_dtype)
+        else:
+            result = _euclidean_block(
+                _rows(x, start, size), x, squared, dtype, matmul_dtype
+            )
+    return safe_ops.saturating_cast(_zero_own_column(result, start), dtype)
+
+
+def _rows(x, start, size):
+    """``x[start:start + size]``: `start` may be a tensor, `size` is static
+    (None: to the end)."""
+    if isinstance(start, int):
+        return x[start:] if size is None else x[start:start + size]
+    return ops.slice(x, [start, 0], [size, x.shape[1]])
 
 
 def _zero_own_column(rows, start):
@@ -213,14 +226,15 @@ def _zero_own_column(rows, start):
     return ops.where(own, ops.zeros_like(rows), rows)
 
 
-def _euclidean_rows(x, start, stop, squared, dtype, matmul_dtype):
-    """Euclidean (or squared) distance rows with a hand-written gradient.
+def _euclidean_matrix(x, squared, dtype, matmul_dtype):
+    """Euclidean (or squared) distance matrix with a hand-written gradient.
 
     Autodiff through the per-pair scaling would multiply the cotangent by
     ``m_ij`` (up to the dtype's range) before dividing by the row scale, and
     overflow on its way to a bounded gradient. With ``C`` the cotangent of
-    the rows and ``W = C / D`` (``2 C`` for squared distances; 0 for pairs
-    at distance 0 or saturated), the gradient is a row and a column term,
+    the distances and ``W = C / D`` (``2 C`` for squared distances; 0 for
+    pairs at distance 0 or saturated), the gradient is a row and a column
+    term,
 
         dL/dx_i += sum_j W_ij (x_i - x_j),  dL/dx_j += sum_i W_ij (x_j - x_i).
 
@@ -233,63 +247,85 @@ def _euclidean_rows(x, start, stop, squared, dtype, matmul_dtype):
     """
 
     @ops.custom_gradient
-    def rows_of(embeddings):
-        result = _euclidean_forward(
-            embeddings, start, stop, squared, dtype, matmul_dtype
-        )
+    def matrix_of(embeddings):
+        result = _euclidean_forward(embeddings, embeddings, squared, dtype, matmul_dtype)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            upstream = ops.cast(upstream, embeddings.dtype)
+            row_term, _ = _euclidean_backward(
+                embeddings, embeddings, result, upstream + ops.transpose(upstream),
+                squared, dtype, columns=False,
+            )
+            return row_term
+
+        return result, grad
+
+    return matrix_of(x)
+
+
+def _euclidean_block(rows, x, squared, dtype, matmul_dtype):
+    """Distances from `rows`, a block of the rows of `x`, to every row of
+    `x`, with the gradient of `_euclidean_matrix`: the row term goes to
+    `rows` (and from there through the slice into `x`), the column term to
+    `x`. The block is an input rather than a start index so that a compiled
+    loop can slice it at a traced index: a custom gradient must not close
+    over a traced value (JAX rejects the leaked tracer)."""
+
+    @ops.custom_gradient
+    def block_of(block, embeddings):
+        result = _euclidean_forward(block, embeddings, squared, dtype, matmul_dtype)
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
             return _euclidean_backward(
-                embeddings, start, stop, result, upstream, squared, dtype
+                block, embeddings, result, ops.cast(upstream, embeddings.dtype),
+                squared, dtype, columns=True,
             )
 
         return result, grad
 
-    return rows_of(x)
+    return block_of(rows, x)
 
 
-def _euclidean_forward(x, start, stop, squared, dtype, matmul_dtype):
-    scaled, scale, nonzero = safe_ops.scale_by_max_abs(
-        x, -1, safe_ops.tiny(dtype)
-    )
+def _scaled_rows(x, dtype):
+    """``(x / s, s, ||x / s||**2)`` per row with ``s = max|x_i|``; the scale
+    of a zero row is 0 here (`scale_by_max_abs` divides by 1 there)."""
+    scaled, scale, nonzero = safe_ops.scale_by_max_abs(x, -1, safe_ops.tiny(dtype))
     sum_sq = ops.sum(ops.square(scaled), axis=-1, keepdims=True)
-    # `scale` is 1 for zero rows; their true scale, 0, is what m_ij needs.
-    true_scale = ops.where(nonzero, scale, ops.zeros_like(scale))
-    row_scale = true_scale[start:stop]
+    return scaled, ops.where(nonzero, scale, ops.zeros_like(scale)), sum_sq
+
+
+def _euclidean_forward(rows, x, squared, dtype, matmul_dtype):
+    row_scaled, row_scale, row_sum_sq = _scaled_rows(rows, dtype)
+    scaled, true_scale, sum_sq = _scaled_rows(x, dtype)
     col_scale = ops.transpose(true_scale)
     pair_scale = ops.where(row_scale >= col_scale, row_scale, col_scale)
     pair_scale = ops.where(pair_scale > 0, pair_scale, ops.ones_like(pair_scale))
     row_ratio = row_scale / pair_scale
     col_ratio = col_scale / pair_scale
-    gram = _gram(scaled[start:stop], scaled, matmul_dtype)
     scaled_sq = (
-        ops.square(row_ratio) * sum_sq[start:stop]
+        ops.square(row_ratio) * row_sum_sq
         + ops.square(col_ratio) * ops.transpose(sum_sq)
-        - 2.0 * row_ratio * col_ratio * gram
+        - 2.0 * row_ratio * col_ratio * _gram(row_scaled, scaled, matmul_dtype)
     )
     scaled_sq = ops.where(scaled_sq > 0, scaled_sq, ops.zeros_like(scaled_sq))
     if squared:
-        result = safe_ops.saturating_multiply(
+        return safe_ops.saturating_multiply(
             pair_scale,
             safe_ops.saturating_multiply(pair_scale, scaled_sq, dtype),
             dtype,
         )
-    else:
-        result = safe_ops.saturating_multiply(
-            pair_scale, safe_ops.safe_sqrt(scaled_sq), dtype
-        )
-    return _zero_own_column(result, start)
+    return safe_ops.saturating_multiply(
+        pair_scale, safe_ops.safe_sqrt(scaled_sq), dtype
+    )
 
 
-def _euclidean_backward(x, start, stop, result, upstream, squared, dtype):
-    upstream = ops.cast(upstream, x.dtype)
-    batch = x.shape[0]
-    whole = start == 0 and stop == batch
-    if whole:
-        # D is symmetric: the column term folds into the row term.
-        upstream = upstream + ops.transpose(upstream)
+def _euclidean_backward(rows, x, result, upstream, squared, dtype, columns):
+    """``(row term, column term)`` of the gradient (`_euclidean_matrix`);
+    the column term is None unless `columns`."""
     live = ops.logical_and(result > 0, result < safe_ops.largest(dtype))
     if squared:
         weights = 2.0 * upstream
@@ -307,19 +343,23 @@ def _euclidean_backward(x, start, stop, result, upstream, squared, dtype):
     unit_weights = ops.reshape(unit_weights, ops.shape(weights))
     unit_x, x_scale, _ = safe_ops.scale_by_max_abs(ops.reshape(x, (1, -1)), -1, tiny)
     unit_x = ops.reshape(unit_x, ops.shape(x))
-    unit_rows = unit_x if whole else unit_x[start:stop]
-    inner = unit_rows * ops.sum(unit_weights, axis=1, keepdims=True) - ops.einsum(
+    unit_rows = rows / x_scale
+    work = safe_ops.dtype_name(x)
+
+    def rescale(term):
+        return safe_ops.saturating_cast(
+            safe_ops.saturating_cast(term * weight_scale, work) * x_scale, work
+        )
+
+    row_term = unit_rows * ops.sum(unit_weights, axis=1, keepdims=True) - ops.einsum(
         "ij,jd->id", unit_weights, unit_x
     )
-    if not whole:
-        columns = unit_x * ops.expand_dims(
-            ops.sum(unit_weights, axis=0), 1
-        ) - ops.einsum("ij,id->jd", unit_weights, unit_rows)
-        inner = ops.pad(inner, [[start, batch - stop], [0, 0]]) + columns
-    work = safe_ops.dtype_name(x)
-    return safe_ops.saturating_cast(
-        safe_ops.saturating_cast(inner * weight_scale, work) * x_scale, work
+    if not columns:
+        return rescale(row_term), None
+    column_term = unit_x * ops.expand_dims(ops.sum(unit_weights, axis=0), 1) - ops.einsum(
+        "ij,id->jd", unit_weights, unit_rows
     )
+    return rescale(row_term), rescale(column_term)
 
 
 def _gram(a, b, matmul_dtype):

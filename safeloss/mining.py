@@ -65,12 +65,14 @@ def anchor_blocks(batch, block_size=None):
     return [(start, min(start + block_size, batch)) for start in starts]
 
 
-def label_masks(labels, start=0, stop=None):
+def label_masks(labels, start=0, stop=None, *, size=None):
     """Positive and negative masks for the anchors ``labels[start:stop]``.
 
     Args:
         labels: int32 tensor (batch,).
         start, stop: the anchor rows of the block.
+        size: the number of anchors, instead of `stop`: required when
+            `start` is a tensor (the index of a compiled loop).
 
     Returns:
         ``(positive, negative)``, boolean (block, batch): `positive` where the
@@ -78,7 +80,10 @@ def label_masks(labels, start=0, stop=None):
         the label differs.
     """
     labels = ops.convert_to_tensor(labels)
-    anchors = labels[start:stop]
+    if isinstance(start, int):
+        anchors = labels[start:stop if size is None else start + size]
+    else:
+        anchors = ops.slice(labels, [start], [size])
     same = ops.expand_dims(anchors, 1) == ops.expand_dims(labels, 0)
     rows = ops.expand_dims(ops.arange(ops.shape(anchors)[0], dtype="int32") + start, 1)
     columns = ops.expand_dims(ops.arange(ops.shape(labels)[0], dtype="int32"), 0)

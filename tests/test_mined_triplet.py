@@ -120,11 +120,14 @@ def test_gradient_matches_finite_differences(mining, kwargs):
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 
-def test_blocks_agree_with_one_block():
-    """Mining a few anchors at a time changes nothing, values or gradients."""
+@pytest.mark.parametrize("compiled", [mode == "compiled" for mode in MODES])
+def test_blocks_agree_with_one_block(compiled):
+    """Mining a few anchors at a time changes nothing, values or gradients:
+    compiled, the blocks run in a loop whose last block (rows 7-9 here)
+    overlaps the one before; eager, in a Python loop."""
     labels, x = clustered("float32", batch=10)
-    whole, _, whole_grad = run_all(labels, x, JIT)
-    blocked, _, blocked_grad = run_all(labels, x, JIT, block_size=3)
+    whole, _, whole_grad = run_all(labels, x, compiled)
+    blocked, _, blocked_grad = run_all(labels, x, compiled, block_size=3)
     for mining in MININGS:
         np.testing.assert_allclose(blocked[mining], whole[mining], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(blocked_grad, whole_grad, rtol=1e-5, atol=1e-6)

@@ -33,7 +33,9 @@ reach the embeddings only through the distances the mining picked, and the
 rows' backward pass needs only the embeddings and the rows. When there is
 more than one block, each block is rematerialised (`keras.remat`): the
 backward pass recomputes it instead of keeping its temporaries, about one
-more forward pass of time for a peak of one block's temporaries.
+more forward pass of time for a peak of one block's temporaries. Compiled
+(XLA, `jax.jit`), the blocks run in a loop, which keeps the compiler from
+merging the recomputation back into the forward pass.
 
 References:
     Schroff, Kalenichenko, Philbin. FaceNet: A Unified Embedding for Face
@@ -171,33 +173,85 @@ def _mined_loss(labels, embeddings, distance, block_size, mine_block):
     work = safe_ops.compute_dtype(dtype)
     blocks = mining.anchor_blocks(embeddings.shape[0], block_size)
 
-    def block_terms(x, start, stop):
-        rows = ops.cast(mining.distance_rows(x, start, stop, distance), work)
-        positive, negative = mining.label_masks(labels, start, stop)
+    def block_terms(x, labels, start, size):
+        rows = ops.cast(mining.distance_rows(x, start, size=size, distance=distance), work)
+        positive, negative = mining.label_masks(labels, start, size=size)
         scale, unit_sum, count = mine_block(rows, positive, negative)
-        return scale, unit_sum, ops.cast(count, work)
+        return ops.stack([scale, unit_sum, ops.cast(count, work)], axis=1)
 
-    scales, sums, counts = [], [], []
-    for start, stop in blocks:
-        block = functools.partial(block_terms, start=start, stop=stop)
-        if len(blocks) > 1:
-            # Recomputed in the backward pass, one block at a time: otherwise
-            # an eager tape keeps every block's (block, batch) temporaries
-            # (TensorFlow's custom-gradient ops included), a dozen batch x
-            # batch matrices in all (over 8 GiB at batch 8192).
-            block = keras.remat(block)
-        scale, unit_sum, count = block(embeddings)
-        scales.append(scale)
-        sums.append(unit_sum)
-        counts.append(count)
-    concat = (lambda parts: parts[0]) if len(blocks) == 1 else ops.concatenate
-    scale, unit_sum, count = concat(scales), concat(sums), concat(counts)
+    if len(blocks) == 1:
+        start, stop = blocks[0]
+        size = None if stop is None else stop - start
+        terms = block_terms(embeddings, labels, start, size)
+    else:
+        terms = _blockwise(block_terms, embeddings, labels, blocks, work)
+    scale, unit_sum, count = ops.unstack(terms, 3, axis=1)
     total = ops.stop_gradient(ops.sum(count))
     batch = ops.cast(ops.shape(embeddings)[0], work)
     factor = unit_sum * (batch / ops.where(total > 1, total, ops.ones_like(total)))
     factor = ops.where(factor > 0, factor, ops.zeros_like(factor))
     values = safe_ops.saturating_multiply(scale, factor, work)
     return safe_ops.saturating_cast(values, dtype)
+
+
+def _blockwise(block_terms, embeddings, labels, blocks, work):
+    """``block_terms(x, labels, start, size)`` (size, 3) for every block, as
+    (batch, 3).
+
+    Each block is rematerialised (`keras.remat`): the backward pass recomputes
+    it instead of keeping its temporaries, else an eager tape keeps every
+    block's (block, batch) temporaries (TensorFlow's custom-gradient ops
+    included), a dozen batch x batch matrices in all (over 8 GiB at batch
+    8192). In a compiled graph the blocks run in a loop (`fori_loop`):
+    unrolled, XLA merges each recomputation with the forward pass it repeats
+    and keeps all the temporaries again (7 GiB at batch 8192 on TensorFlow
+    XLA). A loop needs blocks of one size, so the last block starts at
+    ``batch - size`` and recomputes a few rows of the one before; the
+    overwrite leaves their values unchanged and their gradient counted once.
+    """
+    batch = embeddings.shape[0]
+    size = blocks[0][1] - blocks[0][0]
+    if not _compiles_loops():
+        parts = []
+        for start, stop in blocks:
+            block = keras.remat(functools.partial(block_terms, start=start, size=stop - start))
+            parts.append(block(embeddings, labels))
+        return ops.concatenate(parts, axis=0)
+
+    def body(index, terms):
+        start = ops.minimum(index * size, batch - size)
+        block = keras.remat(functools.partial(block_terms, start=start, size=size))
+        # A scatter rather than `slice_update`: TensorFlow has no gradient
+        # for the XLA dynamic-update-slice that `slice_update` becomes.
+        rows = ops.expand_dims(ops.arange(size, dtype="int32") + start, 1)
+        return ops.scatter_update(terms, rows, block(embeddings, labels))
+
+    initial = ops.zeros((batch, 3), work)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Keras' `fori_loop` leaves `maximum_iterations` unset, and XLA can
+        # only differentiate a while loop whose trip count is bounded.
+        return tf.while_loop(
+            lambda index, terms: index < len(blocks),
+            lambda index, terms: (index + 1, body(index, terms)),
+            (0, initial),
+            maximum_iterations=len(blocks),
+        )[1]
+    return ops.fori_loop(0, len(blocks), body, initial)
+
+
+def _compiles_loops():
+    """Whether blocks should run in a compiled loop: JAX, or TensorFlow while
+    tracing a graph. Eager TensorFlow and PyTorch run Python loops anyway."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return True
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    return False
 
 
 def batch_hard_triplet_loss(
