@@ -105,16 +105,17 @@ def test_semi_hard_negative_columns_with_ties(compiled):
     np.testing.assert_array_equal(got, np.take_along_axis(d[2:7], expected_columns, axis=1))
 
 
+def hardest_columns(rows, labels):
+    positive, negative = mining.label_masks(labels)
+    far, near = mining.hardest_columns(rows, positive, negative)
+    return ops.stack([far, near])
+
+
 def test_hardest_columns(compiled):
     d = np.array([[0, 3, 1, 2], [3, 0, 5, 4], [1, 5, 0, 1], [2, 4, 1, 0]], np.float32)
     labels = np.array([0, 0, 1, 1], np.int32)
 
-    def columns(rows, y):
-        positive, negative = mining.label_masks(y)
-        far, near = mining.hardest_columns(rows, positive, negative)
-        return ops.stack([far, near])
-
-    got = run(columns, d, labels, compiled=compiled)
+    got = run(hardest_columns, d, labels, compiled=compiled)
     np.testing.assert_array_equal(got, [[1, 0, 3, 2], [2, 3, 0, 0]])
 
 
@@ -134,12 +135,7 @@ def test_hardest_columns_in_float64_and_at_saturation(compiled):
     ])
     labels = np.array([0, 0, 1, 1], np.int32)
 
-    def columns(rows, y):
-        positive, negative = mining.label_masks(y)
-        far, near = mining.hardest_columns(rows, positive, negative)
-        return ops.stack([far, near])
-
-    got = run(columns, d, labels, compiled=compiled)
+    got = run(hardest_columns, d, labels, compiled=compiled)
     np.testing.assert_array_equal(got, [[1, 0, 3, 2], [2, 2, 1, 0]])
 
 
