@@ -48,7 +48,14 @@ def to_numpy(x):
 
 def all_finite(x):
     """Whether every entry of a tensor (any backend, any float dtype) is
-    finite: no NaN, no inf."""
+    finite: no NaN, no inf.
+
+    Example:
+        >>> import numpy as np
+        >>> from safeloss.testing import all_finite
+        >>> all_finite(np.array([1.0, 0.0])), all_finite(np.array([1.0, np.nan]))
+        (True, False)
+    """
     return bool(np.all(np.isfinite(to_numpy(x).astype(np.float64))))
 
 
