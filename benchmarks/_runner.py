@@ -60,14 +60,18 @@ class Suite:
 
 
 def configs_for(suite, params, contenders, backends=BACKENDS, modes=MODES,
-                **caps):
+                peers=None, **caps):
     """Configs for every backend x mode, without torch "compiled".
 
     Compiled means XLA (`tf.function(jit_compile=True)`, `jax.jit`); torch has
-    no XLA path here, so that pair is simply not generated.
+    no XLA path here, so that pair is simply not generated. `peers` maps a
+    backend to the contenders that run only there (optax on JAX, PyTorch's
+    own losses), appended after `contenders`.
     """
+    peers = peers or {}
     return [
-        Config(suite, backend, mode, dict(params), tuple(contenders), **caps)
+        Config(suite, backend, mode, dict(params),
+               tuple(contenders) + tuple(peers.get(backend, ())), **caps)
         for backend in backends
         for mode in modes
         if not (backend == "torch" and mode == "compiled")

@@ -19,22 +19,15 @@ half of them similar, margin 1, one value per pair summed by the step:
 
 import numpy as np
 
-from benchmarks._runner import Config, Suite, value_and_grad_step
+from benchmarks._runner import Suite, configs_for, value_and_grad_step
 
 DIM = 512
 MARGIN = 1.0
 
 
 def make_configs(quick):
-    params = {"batch": 512 if quick else 4096, "dim": DIM}
-    modes = {"tensorflow": ("eager", "compiled"), "jax": ("eager", "compiled"),
-             "torch": ("eager",)}
-    return [
-        Config("contrastive", backend, mode, dict(params),
-               ("naive", "safeloss") + (("pml",) if backend == "torch" else ()))
-        for backend, backend_modes in modes.items()
-        for mode in backend_modes
-    ]
+    return configs_for("contrastive", {"batch": 512 if quick else 4096, "dim": DIM},
+                       ["naive", "safeloss"], peers={"torch": ("pml",)})
 
 
 SUITE = Suite("contrastive", make_configs)

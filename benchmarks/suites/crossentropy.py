@@ -28,7 +28,7 @@ configs stay comparable with earlier runs):
 
 import numpy as np
 
-from benchmarks._runner import Config, Suite, configs_for, value_and_grad_step
+from benchmarks._runner import Suite, configs_for, value_and_grad_step
 
 INPUTS = ("logits", "probabilities")
 FUNCTION_NAMES = {"categorical": "categorical_crossentropy",
@@ -44,29 +44,18 @@ PEERS = {
 }
 
 
-def _with_peers(configs, loss, inputs):
-    peers = PEERS.get((loss, inputs), {})
-    return [
-        Config(c.suite, c.backend, c.mode, c.params,
-               c.contenders + peers.get(c.backend, ()))
-        for c in configs
-    ]
-
-
 def make_configs(quick):
     shape = {"batch": 512 if quick else 4096, "classes": CLASSES}
     configs = []
     for inputs in INPUTS:
-        configs += _with_peers(
-            configs_for("crossentropy", dict(shape, inputs=inputs),
-                        ["keras", "safeloss", "naive"]),
-            "categorical", inputs,
+        configs += configs_for(
+            "crossentropy", dict(shape, inputs=inputs), ["keras", "safeloss", "naive"],
+            peers=PEERS.get(("categorical", inputs)),
         )
     for loss in ("sparse", "binary"):
-        configs += _with_peers(
-            configs_for("crossentropy", dict(shape, inputs="logits", loss=loss),
-                        ["keras", "safeloss", "naive"]),
-            loss, "logits",
+        configs += configs_for(
+            "crossentropy", dict(shape, inputs="logits", loss=loss),
+            ["keras", "safeloss", "naive"], peers=PEERS[(loss, "logits")],
         )
     return configs
 

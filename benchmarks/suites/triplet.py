@@ -14,7 +14,7 @@ suite runs.
 
 import numpy as np
 
-from benchmarks._runner import Config, Suite, value_and_grad_step
+from benchmarks._runner import Suite, configs_for, value_and_grad_step
 
 DIM = 512
 PEERS = {
@@ -25,15 +25,8 @@ PEERS = {
 
 
 def make_configs(quick):
-    params = {"batch": 512 if quick else 4096, "dim": DIM}
-    modes = {"tensorflow": ("eager", "compiled"), "jax": ("eager", "compiled"),
-             "torch": ("eager",)}
-    return [
-        Config("triplet", backend, mode, dict(params),
-               ("naive", "safeloss") + PEERS[backend])
-        for backend, backend_modes in modes.items()
-        for mode in backend_modes
-    ]
+    return configs_for("triplet", {"batch": 512 if quick else 4096, "dim": DIM},
+                       ["naive", "safeloss"], peers=PEERS)
 
 
 SUITE = Suite("triplet", make_configs)
