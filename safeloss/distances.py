@@ -196,7 +196,7 @@ def distance_rows(
         # Normalised in the input dtype's terms: rows below its smallest
         # normal number are zero rows, as everywhere in safeloss.
         unit = safe_ops.l2_normalize(x, dtype=work)
-        similarity = _gram(_rows(unit, start, size), unit, matmul_dtype)
+        similarity = _gram(take_rows(unit, start, size), unit, matmul_dtype)
         result = 1.0 - safe_ops.clamp(similarity, -1.0, 1.0)
     else:
         x = ops.cast(x, work)
@@ -205,17 +205,17 @@ def distance_rows(
             result = _euclidean_matrix(x, squared, dtype, matmul_dtype)
         else:
             result = _euclidean_block(
-                _rows(x, start, size), x, squared, dtype, matmul_dtype
+                take_rows(x, start, size), x, squared, dtype, matmul_dtype
             )
     return safe_ops.saturating_cast(_zero_own_column(result, start), dtype)
 
 
-def _rows(x, start, size):
-    """``x[start:start + size]``: `start` may be a tensor, `size` is static
-    (None: to the end)."""
+def take_rows(x, start, size):
+    """``x[start:start + size]`` along the first axis: `start` may be a
+    tensor (a loop index), `size` is static (None: to the end)."""
     if isinstance(start, int):
         return x[start:] if size is None else x[start:start + size]
-    return ops.slice(x, [start, 0], [size, x.shape[1]])
+    return ops.slice(x, [start] + [0] * (len(x.shape) - 1), [size, *x.shape[1:]])
 
 
 def _zero_own_column(rows, start):

@@ -26,7 +26,7 @@ mapping it over rows is lowered by XLA to a (batch, batch, batch) compare.
 from keras import ops
 
 from safeloss import ops as safe_ops
-from safeloss.distances import distance_rows
+from safeloss.distances import distance_rows, take_rows
 
 __all__ = [
     "anchor_blocks",
@@ -80,10 +80,9 @@ def label_masks(labels, start=0, stop=None, *, size=None):
         the label differs.
     """
     labels = ops.convert_to_tensor(labels)
-    if isinstance(start, int):
-        anchors = labels[start:stop if size is None else start + size]
-    else:
-        anchors = ops.slice(labels, [start], [size])
+    if size is None and stop is not None:
+        size = stop - start
+    anchors = take_rows(labels, start, size)
     same = ops.expand_dims(anchors, 1) == ops.expand_dims(labels, 0)
     rows = ops.expand_dims(ops.arange(ops.shape(anchors)[0], dtype="int32") + start, 1)
     columns = ops.expand_dims(ops.arange(ops.shape(labels)[0], dtype="int32"), 0)
