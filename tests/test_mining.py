@@ -8,6 +8,7 @@ from keras import ops
 
 from safeloss import mining
 from safeloss.distances import DISTANCES, pairwise_distances
+from safeloss.ops import finfo
 from safeloss.testing import strategies as S
 from safeloss.testing import tolerances, value_and_grad
 
@@ -21,13 +22,48 @@ def run(fn, *inputs, compiled=False):
     return np.asarray(value)
 
 
-def test_argsort_is_stable(compiled):
-    """Mining relies on it: among equal keys, the lower column comes first
-    (pinned on every backend, eager and compiled)."""
-    keys = np.array([[2.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0, 0.0] * 4] * 3, np.float32)
-    keys[1] = 0.0  # all tied
-    order = run(lambda k: ops.argsort(k, axis=1), keys, compiled=compiled)
-    np.testing.assert_array_equal(order, np.argsort(keys, axis=1, kind="stable"))
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_sort_keys_order_like_the_values(dtype):
+    """Every pair of keys compares as its values do: across signs, at
+    -0.0 == 0.0, the smallest normal and largest finite values, infinities.
+    (Subnormals are left out: TensorFlow and JAX on CPU compare them as 0,
+    and so do the keys.)"""
+    info = finfo(dtype)
+    tiny, big = float(info.tiny), float(info.max)
+    values = np.array(
+        [-np.inf, -big, -1.5, -tiny, -0.0, 0.0, tiny, 1.0, 1.5, big, np.inf,
+         1.0, -1.5],
+        S.numpy_dtype(dtype),
+    )
+    keys = ops.convert_to_numpy(mining.sort_keys(ops.convert_to_tensor(values, dtype)))
+    def comparisons(x):
+        return np.greater.outer(x, x).astype(int) - np.less.outer(x, x)
+
+    np.testing.assert_array_equal(comparisons(keys), comparisons(values.astype(np.float64)))
+
+
+def test_columns_by_rank_picks_the_lowest_column_of_a_run(compiled):
+    """Mining relies on it: the first entry of a run of equal negative
+    distances is the lowest of their columns, as a stable argsort orders
+    them (pinned on every backend, eager and compiled)."""
+    d = np.array([[2.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0, 0.0] * 4] * 3, np.float32)
+    d[1] = 0.0  # all tied
+    negative = np.ones(d.shape, bool)
+    negative[2, ::3] = False
+
+    def first_of_runs(rows, negative):
+        keys = mining.sort_keys(rows)
+        sorted_keys, count = mining.sorted_negatives(keys, negative)
+        return mining.columns_by_rank(keys, sorted_keys, count, negative)
+
+    got = run(first_of_runs, d, negative, compiled=compiled)
+    for r in range(3):
+        columns = np.flatnonzero(negative[r])
+        stable = columns[np.argsort(d[r, columns], kind="stable")]
+        ordered = d[r, stable]
+        run_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        np.testing.assert_array_equal(got[r, run_starts], stable[run_starts])
+        assert np.all((got[r] >= 0) & (got[r] < d.shape[1]))
 
 
 def test_anchor_blocks():
@@ -142,20 +178,25 @@ def test_hardest_columns_in_float64_and_at_saturation(compiled):
 def test_sorted_negatives_puts_negatives_first():
     d = np.array([[0.0, 4.0, 1.0, 3.0, 2.0]], np.float32)
     negative = np.array([[False, True, False, True, True]])
-    order, keys, count = mining.sorted_negatives(d, negative)
-    np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :3], [4, 3, 1])
-    np.testing.assert_array_equal(ops.convert_to_numpy(keys)[0, :3], [2.0, 3.0, 4.0])
+    keys = mining.sort_keys(d)
+    sorted_keys, count = mining.sorted_negatives(keys, negative)
+    expected = ops.convert_to_numpy(mining.sort_keys(np.array([2.0, 3.0, 4.0], np.float32)))
+    np.testing.assert_array_equal(ops.convert_to_numpy(sorted_keys)[0, :3], expected)
     assert int(ops.convert_to_numpy(count)[0, 0]) == 3
+    columns = mining.columns_by_rank(keys, sorted_keys, count, negative)
+    np.testing.assert_array_equal(ops.convert_to_numpy(columns)[0, :3], [4, 3, 1])
 
 
 def test_sorted_negatives_at_the_largest_distance():
-    """A negative at the dtype's largest distance still sorts before every
-    column that is not a negative."""
+    """A negative at the dtype's largest distance, or at inf, still sorts
+    before every column that is not a negative."""
     big = np.finfo(np.float32).max
-    d = np.array([[0.0, 0.0, big, big]], np.float32)
+    d = np.array([[0.0, 0.0, big, np.inf]], np.float32)
     negative = np.array([[False, False, True, True]])
-    order, _, count = mining.sorted_negatives(d, negative)
-    np.testing.assert_array_equal(ops.convert_to_numpy(order)[0, :2], [2, 3])
+    keys = mining.sort_keys(d)
+    sorted_keys, count = mining.sorted_negatives(keys, negative)
+    columns = mining.columns_by_rank(keys, sorted_keys, count, negative)
+    np.testing.assert_array_equal(ops.convert_to_numpy(columns)[0, :2], [2, 3])
     assert int(ops.convert_to_numpy(count)[0, 0]) == 2
 
 

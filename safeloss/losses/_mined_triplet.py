@@ -30,7 +30,9 @@ distance matrix from the embeddings (`safeloss.mining.distance_rows`), so
 the forward pass holds (block, batch) temporaries rather than those of the
 whole matrix; mining runs on the block under `stop_gradient`; gradients
 reach the embeddings only through the distances the mining picked, and the
-rows' backward pass needs only the embeddings and the rows. When there is
+rows' backward pass needs only the embeddings and the rows. Batch-hard
+picks two distances per anchor and computes them again from the
+embeddings, so its backward pass is O(batch * dim). When there is
 more than one block, each block is rematerialised (`keras.remat`): the
 backward pass recomputes it instead of keeping its temporaries, about one
 more forward pass of time for a peak of one block's temporaries. Compiled
@@ -51,7 +53,7 @@ from keras import ops
 
 from safeloss import mining
 from safeloss import ops as safe_ops
-from safeloss.distances import check_distance
+from safeloss.distances import check_distance, paired_distances
 from safeloss.losses._base import SafeLoss, integer_labels
 from safeloss.losses._distribute import gathers_global_batch
 
@@ -150,16 +152,6 @@ def _sum_in_row_units(terms, tiny):
     return scale[:, 0], ops.sum(terms / scale, axis=1)
 
 
-def _cumsum_rows(x):
-    """Cumulative sums along axis 1, keeping the dtype: Keras 3.15's
-    PyTorch `cumsum` returns float32 for float64, whatever `dtype` says."""
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.cumsum(x, dim=1)
-    return ops.cumsum(x, axis=1)
-
-
 def _mined_loss(labels, embeddings, distance, block_size, mine_block):
     """Runs `mine_block` on each block of anchor rows and scales the result.
 
@@ -169,29 +161,47 @@ def _mined_loss(labels, embeddings, distance, block_size, mine_block):
     """
     check_distance(distance)
     labels, embeddings = _check_inputs(labels, embeddings)
-    dtype = safe_ops.dtype_name(embeddings)
-    work = safe_ops.compute_dtype(dtype)
-    blocks = mining.anchor_blocks(embeddings.shape[0], block_size)
+    work = safe_ops.compute_dtype(safe_ops.dtype_name(embeddings))
 
-    def block_terms(x, labels, start, size):
-        rows = ops.cast(mining.distance_rows(x, start, size=size, distance=distance), work)
-        positive, negative = mining.label_masks(labels, start, size=size)
+    def block_terms(rows, positive, negative):
         scale, unit_sum, count = mine_block(rows, positive, negative)
         return ops.stack([scale, unit_sum, ops.cast(count, work)], axis=1)
 
-    if len(blocks) == 1:
-        start, stop = blocks[0]
-        size = None if stop is None else stop - start
-        terms = block_terms(embeddings, labels, start, size)
-    else:
-        terms = _blockwise(block_terms, embeddings, labels, blocks, work)
+    terms = _over_blocks(labels, embeddings, distance, block_size, block_terms)
     scale, unit_sum, count = ops.unstack(terms, 3, axis=1)
-    total = ops.stop_gradient(ops.sum(count))
+    return _anchor_values(scale, unit_sum, count, embeddings)
+
+
+def _anchor_values(scale, unit_sum, count, embeddings):
+    """``batch * scale * unit_sum / sum(count)`` per anchor, saturating, in
+    the embeddings' dtype (0 where nothing in the batch is valid)."""
+    dtype = safe_ops.dtype_name(embeddings)
+    work = safe_ops.dtype_name(scale)
+    total = ops.stop_gradient(ops.sum(ops.cast(count, work)))
     batch = ops.cast(ops.shape(embeddings)[0], work)
     factor = unit_sum * (batch / ops.where(total > 1, total, ops.ones_like(total)))
     factor = ops.where(factor > 0, factor, ops.zeros_like(factor))
     values = safe_ops.saturating_multiply(scale, factor, work)
     return safe_ops.saturating_cast(values, dtype)
+
+
+def _over_blocks(labels, embeddings, distance, block_size, block_fn):
+    """``block_fn(rows, positive, negative)`` (block, 3), in the compute
+    dtype, for every block of anchor rows of the distance matrix, as
+    (batch, 3)."""
+    work = safe_ops.compute_dtype(safe_ops.dtype_name(embeddings))
+    blocks = mining.anchor_blocks(embeddings.shape[0], block_size)
+
+    def block_terms(x, labels, start, size):
+        rows = ops.cast(mining.distance_rows(x, start, size=size, distance=distance), work)
+        positive, negative = mining.label_masks(labels, start, size=size)
+        return block_fn(rows, positive, negative)
+
+    if len(blocks) == 1:
+        start, stop = blocks[0]
+        size = None if stop is None else stop - start
+        return block_terms(embeddings, labels, start, size)
+    return _blockwise(block_terms, embeddings, labels, blocks, work)
 
 
 def _blockwise(block_terms, embeddings, labels, blocks, work):
@@ -290,22 +300,37 @@ def batch_hard_triplet_loss(
     Numerics: anchors without a positive or a negative get 0 (TensorFlow
     Addons reads a masked maximum there and returns a "phantom" loss);
     ``d_ap - d_an + m`` saturates instead of overflowing; the per-anchor
-    scaling saturates at the dtype's largest value. Gradients flow through
-    the two chosen distances only.
+    scaling saturates at the dtype's largest value. The two chosen
+    distances are computed again from the embeddings (`paired_distances`:
+    exact where the Gram matrix cancels digits, a gradient of magnitude at
+    most 1), and gradients flow through them only.
     """
     margin = _check_margin(margin)
+    check_distance(distance)
+    labels, embeddings = _check_inputs(labels, embeddings)
+    work = safe_ops.compute_dtype(safe_ops.dtype_name(embeddings))
 
-    def mine_block(rows, positive, negative):
+    def select(rows, positive, negative):
         far, near = mining.hardest_columns(rows, positive, negative)
         valid = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
-        hardest_positive = ops.take_along_axis(rows, far[:, None], axis=1)
-        hardest_negative = ops.take_along_axis(rows, near[:, None], axis=1)
-        terms = _triplet_terms(hardest_positive - hardest_negative, margin, soft)
-        terms = ops.where(valid[:, None], terms, ops.zeros_like(terms))
-        scale, unit_sum = _sum_in_row_units(terms, safe_ops.tiny(safe_ops.dtype_name(rows)))
-        return scale, unit_sum, ops.cast(valid, "int32")
+        return ops.cast(ops.stack([far, near, ops.cast(valid, "int32")], axis=1), work)
 
-    return _mined_loss(labels, embeddings, distance, block_size, mine_block)
+    # Mining needs no gradient; the two chosen distances are then computed
+    # from the embeddings, so the backward pass is O(batch * dim) instead of
+    # a (batch, batch) cotangent through the distance matrix (column indices
+    # are exact in the compute dtype up to 2**24 rows).
+    chosen = _over_blocks(
+        labels, ops.stop_gradient(embeddings), distance, block_size, select
+    )
+    far, near, valid = ops.unstack(ops.cast(chosen, "int32"), 3, axis=1)
+    hardest_positive = paired_distances(embeddings, ops.take(embeddings, far, axis=0), distance)
+    hardest_negative = paired_distances(embeddings, ops.take(embeddings, near, axis=0), distance)
+    terms = _triplet_terms(
+        ops.cast(hardest_positive, work) - ops.cast(hardest_negative, work), margin, soft
+    )
+    terms = ops.where(valid > 0, terms, ops.zeros_like(terms))
+    scale, unit_sum = _sum_in_row_units(terms[:, None], safe_ops.tiny(work))
+    return _anchor_values(scale, unit_sum, valid, embeddings)
 
 
 def semi_hard_triplet_loss(
@@ -361,6 +386,30 @@ def semi_hard_triplet_loss(
     return _mined_loss(labels, embeddings, distance, block_size, mine_block)
 
 
+def _positives_beyond_rank(active, positive, rank):
+    """``#{p positive : active_p > rank_n}`` for every column n.
+
+    `active` (block, batch) holds each positive's number of active
+    negatives; the negatives active with p are the first ``active_p`` in
+    sorted order, so the negative at sorted rank r is active with the
+    positives whose count exceeds r. A histogram of the counts (a segment
+    sum over (row, count) cells) and its cumulative sum give that number
+    for every rank in O(block * batch).
+    """
+    block, width = ops.shape(active)[0], ops.shape(active)[1]
+    bins = width + 1
+    rows = ops.expand_dims(ops.arange(block, dtype="int32"), 1)
+    histogram = ops.segment_sum(
+        ops.reshape(ops.cast(positive, "float32"), (-1,)),
+        ops.reshape(rows * bins + active, (-1,)),
+        num_segments=block * bins,
+    )
+    at_or_below = ops.cumsum(ops.reshape(histogram, (block, bins)), axis=1)
+    positives = ops.sum(ops.cast(positive, "float32"), axis=1, keepdims=True)
+    beyond = ops.cast(positives - at_or_below, "int32")
+    return ops.take_along_axis(beyond, ops.minimum(rank, width), axis=1)
+
+
 def batch_all_triplet_loss(
     labels, embeddings, *, margin=1.0, distance="euclidean", soft=False,
     average="valid", block_size=None,
@@ -372,12 +421,15 @@ def batch_all_triplet_loss(
     triplets (``average="valid"``) or of those with a non-zero loss
     (``average="positive"``).
 
-    Algorithm: O(batch**2 log batch) time. Per anchor, negatives are sorted
-    once; for a positive p, ``k_p = #{n : d_an < d_ap + m}`` comes from a
-    binary search and its triplets sum to ``k_p (d_ap + m) - (sum of the k_p
-    smallest d_an)``, a prefix sum. Autodiff through the prefix sum gives
-    each negative its weight (minus the number of positives it is active
-    with), so no (batch, batch, batch) tensor exists in either pass.
+    Algorithm: O(batch**2 log batch) time. An anchor's triplets sum to
+    ``sum_p k_p (d_ap + m) - sum_n w_n d_an`` with ``k_p = #{n : d_an < d_ap
+    + m}`` (the negatives active with positive p) and ``w_n = #{p : d_an <
+    d_ap + m}`` (the positives negative n is active with). The negatives are
+    sorted once per anchor; ``k_p`` is a binary search of ``d_ap + m`` among
+    them, and ``w_n`` the number of positives whose ``k_p`` exceeds n's rank
+    (a histogram of the ``k_p``). The counts are constants for the gradient,
+    which reaches every distance elementwise: no (batch, batch, batch)
+    tensor, and no gather or scatter of distances, in either pass.
 
     Args:
         labels: integer class labels (batch,) or (batch, 1).
@@ -402,9 +454,9 @@ def batch_all_triplet_loss(
         array([0.25  , 0.25  , 5.1098, 0.6098], dtype=float32)
 
     Numerics: each anchor's distances are divided by
-    ``max(max_j d_aj, |m|)`` first, so prefix sums and counts times
-    distances cannot overflow; rounding that would make a pair's sum
-    slightly negative is clamped to 0. An anchor with no positive or no
+    ``max(max_j d_aj, |m|)`` first, so counts times distances cannot
+    overflow; rounding that would make an anchor's sum slightly negative is
+    clamped to 0. An anchor with no positive or no
     negative contributes 0, and a batch without valid triplets gives 0.
     """
     margin = _check_margin(margin)
@@ -424,29 +476,31 @@ def batch_all_triplet_loss(
         tiny = safe_ops.tiny(safe_ops.dtype_name(rows))
         scale = _row_scale(rows, tiny, floor=abs(margin))
         units = rows / scale
-        shift = margin / scale
-        order, sorted_keys, negatives = mining.sorted_negatives(units, negative)
-        sorted_units = ops.take_along_axis(
-            ops.where(negative, units, ops.zeros_like(units)), order, axis=1
+        thresholds = units + margin / scale
+        unit_keys = mining.sort_keys(ops.stop_gradient(units))
+        sorted_keys, negatives = mining.sorted_negatives(unit_keys, negative)
+        active = mining.count_sorted_below(
+            sorted_keys, negatives, mining.sort_keys(ops.stop_gradient(thresholds)),
+            strict=True,
         )
-        prefix = ops.concatenate(
-            [ops.zeros_like(sorted_units[:, :1]), _cumsum_rows(sorted_units)],
-            axis=1,
-        )
-        thresholds = units + shift
-        active = mining.count_sorted_below(sorted_keys, negatives, thresholds, strict=True)
         active = ops.where(positive, active, ops.zeros_like(active))
-        pair_sums = ops.cast(active, units.dtype) * thresholds - ops.take_along_axis(
-            prefix, active, axis=1
+        weights = _positives_beyond_rank(
+            active, positive, mining.count_sorted_below(
+                sorted_keys, negatives, unit_keys, strict=True
+            ),
         )
-        keep = ops.logical_and(positive, pair_sums > 0)
-        pair_sums = ops.where(keep, pair_sums, ops.zeros_like(pair_sums))
+        weights = ops.where(negative, weights, ops.zeros_like(weights))
+        work = units.dtype
+        total = ops.sum(ops.cast(active, work) * thresholds, axis=1) - ops.sum(
+            ops.cast(weights, work) * units, axis=1
+        )
+        total = ops.where(total > 0, total, ops.zeros_like(total))
         if average == "valid":
-            positives = ops.sum(ops.cast(positive, units.dtype), axis=1)
-            count = positives * ops.cast(negatives[:, 0], units.dtype)
+            positives = ops.sum(ops.cast(positive, work), axis=1)
+            count = positives * ops.cast(negatives[:, 0], work)
         else:
-            count = ops.sum(ops.cast(active, units.dtype), axis=1)
-        return scale[:, 0], ops.sum(pair_sums, axis=1), count
+            count = ops.sum(ops.cast(active, work), axis=1)
+        return scale[:, 0], total, count
 
     return _mined_loss(labels, embeddings, distance, block_size, mine_block)
 
