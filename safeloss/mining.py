@@ -295,6 +295,8 @@ def count_sorted_below(sorted_keys, count, queries, strict):
         go_down = ops.logical_and(open_range, ops.logical_not(below))
         return ops.where(go_up, middle + 1, low), ops.where(go_down, middle, high)
 
+    if keras.backend.backend() == "torch":
+        return _torch_count_sorted_below(sorted_keys, count, queries, strict)
     bounds = (low, high)
     if _traced(sorted_keys):
         # A loop, not unrolled rounds: XLA fuses unrolled rounds into one
@@ -306,6 +308,26 @@ def count_sorted_below(sorted_keys, count, queries, strict):
     for step in range(steps):
         bounds = halve(step, bounds)
     return bounds[0]
+
+
+def _torch_count_sorted_below(sorted_keys, count, queries, strict):
+    """`count_sorted_below` with PyTorch's batched `searchsorted` (the
+    rounds of gathers take 1.5 s at 1024 x 1024 eagerly, one call 0.1 s)."""
+    import torch
+
+    count = ops.convert_to_tensor(count)
+    width = sorted_keys.shape[1]
+    columns = torch.arange(width, device=sorted_keys.device)[None, :]
+    if sorted_keys.dtype.is_floating_point:
+        ceiling = torch.tensor(float("inf"), dtype=sorted_keys.dtype, device=sorted_keys.device)
+    else:
+        ceiling = torch.tensor(torch.iinfo(sorted_keys.dtype).max, dtype=sorted_keys.dtype,
+                               device=sorted_keys.device)
+    # Past `count` the keys are ignored: the ceiling keeps each row sorted,
+    # and the minimum with `count` drops a query equal to it.
+    keys = torch.where(columns < count, sorted_keys, ceiling).contiguous()
+    found = torch.searchsorted(keys, queries.contiguous(), right=not strict)
+    return torch.minimum(found, count.to(found.dtype)).to(torch.int32)
 
 
 def _traced(x):
