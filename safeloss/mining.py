@@ -261,8 +261,8 @@ def count_sorted_below(sorted_keys, count, queries, strict):
     """How many of the first `count` keys of a row lie below each query.
 
     A batched binary search: ``ceil(log2(width + 1))`` rounds of one
-    `take_along_axis` each, O(block * width) memory and
-    O(block * width * log(width)) time.
+    `take_along_axis` each (on PyTorch, `torch.searchsorted`), O(block *
+    width) memory and O(block * width * log(width)) time.
 
     Args:
         sorted_keys: (block, width), ascending within the first `count`
