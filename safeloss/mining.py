@@ -277,6 +277,8 @@ def count_sorted_below(sorted_keys, count, queries, strict):
     """
     sorted_keys = ops.stop_gradient(ops.convert_to_tensor(sorted_keys))
     queries = ops.stop_gradient(ops.convert_to_tensor(queries))
+    if keras.backend.backend() == "torch":
+        return _torch_count_sorted_below(sorted_keys, count, queries, strict)
     width = sorted_keys.shape[1]
     steps = 32 if width is None else max(int(width), 1).bit_length()
     last = ops.shape(sorted_keys)[1] - 1
@@ -295,8 +297,6 @@ def count_sorted_below(sorted_keys, count, queries, strict):
         go_down = ops.logical_and(open_range, ops.logical_not(below))
         return ops.where(go_up, middle + 1, low), ops.where(go_down, middle, high)
 
-    if keras.backend.backend() == "torch":
-        return _torch_count_sorted_below(sorted_keys, count, queries, strict)
     bounds = (low, high)
     if _traced(sorted_keys):
         # A loop, not unrolled rounds: XLA fuses unrolled rounds into one
@@ -312,7 +312,7 @@ def count_sorted_below(sorted_keys, count, queries, strict):
 
 def _torch_count_sorted_below(sorted_keys, count, queries, strict):
     """`count_sorted_below` with PyTorch's batched `searchsorted` (the
-    rounds of gathers take 1.5 s at 1024 x 1024 eagerly, one call 0.1 s)."""
+    rounds of gathers took 1.5 s at 1024 x 1024 eagerly, this 0.2 s)."""
     import torch
 
     count = ops.convert_to_tensor(count)
