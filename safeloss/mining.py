@@ -33,6 +33,7 @@ from keras import ops
 
 from safeloss import ops as safe_ops
 from safeloss.distances import distance_rows, take_rows
+from safeloss.losses._base import is_traced
 
 __all__ = [
     "anchor_blocks",
@@ -298,7 +299,7 @@ def count_sorted_below(sorted_keys, count, queries, strict):
         return ops.where(go_up, middle + 1, low), ops.where(go_down, middle, high)
 
     bounds = (low, high)
-    if _traced(sorted_keys):
+    if is_traced(sorted_keys):
         # A loop, not unrolled rounds: XLA fuses unrolled rounds into one
         # another and recomputes the earlier rounds' bounds (286 ms instead
         # of 54 ms at 1024 x 1024 on JAX's CPU).
@@ -328,21 +329,6 @@ def _torch_count_sorted_below(sorted_keys, count, queries, strict):
     keys = torch.where(columns < count, sorted_keys, ceiling).contiguous()
     found = torch.searchsorted(keys, queries.contiguous(), right=not strict)
     return torch.minimum(found, count.to(found.dtype)).to(torch.int32)
-
-
-def _traced(x):
-    """Whether `x` belongs to a graph being traced (XLA, `jax.jit`, a
-    TensorFlow graph) rather than to eager execution."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return isinstance(x, jax.core.Tracer)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return not tf.executing_eagerly()
-    return False
 
 
 def semi_hard_negative_columns(rows, positive, negative):
