@@ -143,7 +143,8 @@ def time_contenders(build, contenders, warmup, repeats):
 
 
 def measure_memory(build, contender, warmup):
-    """Peak-RSS increase (MiB) of `warmup` calls over the RSS before them.
+    """Peak-RSS increase (MiB) of `warmup` calls over the RSS before them,
+    and the wall time of each call.
 
     Imports, inputs and the built step are in the baseline. Where Linux lets
     us, the high-water mark is reset to the current RSS first (clear_refs 5),
@@ -160,8 +161,11 @@ def measure_memory(build, contender, warmup):
         except OSError:
             baseline_method = "peak RSS so far"
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        calls_ms = []
         for _ in range(warmup):
+            start = time.perf_counter()
             step()
+            calls_ms.append((time.perf_counter() - start) * 1e3)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     except Exception as exc:
         return {"status": error(exc)}
@@ -169,6 +173,8 @@ def measure_memory(build, contender, warmup):
         "status": "ok",
         "peak_rss_mib": (after - before) / 1024,  # ru_maxrss is in KiB
         "baseline": baseline_method,
+        # The parent sizes the timing child's calls from these.
+        "calls_ms": calls_ms,
     }
 
 

@@ -94,6 +94,14 @@ def format_duration(seconds):
     return f"{minutes} min {seconds:02d} s"
 
 
+def write_json(report, path):
+    """Writes `report` whole, replacing `path` only once it is written: a
+    run stopped while it writes keeps the previous version."""
+    with open(path + ".part", "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(path + ".part", path)
+
+
 def finish_report(report, table, args):
     """Stamps the end of the run, prints `table` and writes the files.
 
@@ -116,8 +124,7 @@ def finish_report(report, table, args):
         with open(args.markdown, "w") as f:
             f.write(text)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_json(report, args.json)
     print(f"total wall time {format_duration(report['wall_s'])}, CPU time of "
           f"the child processes {format_duration(report['children_cpu_s'])}",
           file=sys.stderr, flush=True)

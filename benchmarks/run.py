@@ -27,7 +27,7 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, REPO)
 
 from benchmarks._report import (  # noqa: E402
-    THREADS, caption, finish_report, start_report)
+    THREADS, caption, finish_report, start_report, write_json)
 from benchmarks._runner import BACKENDS, not_run, note_failures  # noqa: E402
 
 CHILD = os.path.join(BENCH, "_child.py")
@@ -36,6 +36,9 @@ CHILD = os.path.join(BENCH, "_child.py")
 WARMUP = {"quick": 1, "full": 3}
 REPEATS = {"quick": 5, "full": 30}
 POLL_S = 0.2
+# fit_repeats plans a timing child to end within this share of the time cap:
+# the rest absorbs what the memory runs could not foresee.
+PLANNED_SHARE = 0.75
 
 
 def parse_args(argv):
@@ -243,48 +246,76 @@ def time_jobs(backend, jobs, args, failures, on_start=lambda index: None):
     return done
 
 
+def fit_repeats(repeats, memory_runs, time_cap):
+    """How many of `repeats` timed calls fit a timing child into its cap.
+
+    `memory_runs` has, for each contender to time, the wall seconds of its
+    memory child and the times (ms) of the calls it made. The timing child
+    repeats all of that (start-up, build, the same warm-up calls), so their
+    sum is its set-up; then each round calls every contender once, at about
+    its fastest memory call (the first one compiles). Planned to end within
+    `PLANNED_SHARE` of the cap; at least 1 call, which may still time out.
+    """
+    setup_s = sum(wall_s for wall_s, _ in memory_runs)
+    round_s = sum(min(calls_ms) for _, calls_ms in memory_runs) / 1e3
+    if round_s <= 0:
+        return repeats
+    fitting = int((PLANNED_SHARE * time_cap - setup_s) // round_s)
+    return max(1, min(repeats, fitting))
+
+
 def measure_config(index, config, module_name, args, failures):
     """Measures each contender's memory alone, then times the rest together.
 
     Memory goes first so that a contender which fails there (an exception, a
     crash, a cap) is left out of the shared timing process, where a crash or
-    a cap would take the other contenders' timings down with it.
+    a cap would take the other contenders' timings down with it. The memory
+    runs also say how long each call takes, so the timing child makes fewer
+    timed calls where all of them would not fit the time cap. Returns
+    ({contender: status, timing and memory}, timed calls per contender).
     """
     earlier = failures.get(config.series, {})
     contenders = {}
+    memory_runs = {}
     for name in config.contenders:
         if name in earlier:
             status = not_run(earlier[name])
             contenders[name] = {"status": status, "memory": {"status": status}}
             continue
         # A fresh process each: ru_maxrss only ever grows.
+        start = time.monotonic()
         records, status = run_child(
             {"task": "memory", "backend": config.backend, "threads": THREADS,
              "job": make_job(index, config, module_name, args, [name]),
              "contender": name}, args)
         memory = records[0]["result"] if records else {"status": status}
         contenders[name] = {"status": memory["status"], "memory": memory}
+        if memory["status"] == "ok":
+            memory_runs[name] = (time.monotonic() - start, memory["calls_ms"])
     note_failures(failures, config.series,
                   {n: c["status"] for n, c in contenders.items()})
-    timed = [n for n, c in contenders.items() if c["status"] == "ok"]
-    if timed:
-        job = make_job(index, config, module_name, args, timed)
+    job = make_job(index, config, module_name, args, list(memory_runs))
+    job["repeats"] = fit_repeats(job["repeats"], memory_runs.values(),
+                                 args.time_cap)
+    if memory_runs:
         timings = time_jobs(config.backend, [job], args, failures)[index]
-        for name in timed:
+        for name in memory_runs:
             contenders[name].update(timings[name])
-    return contenders
+    return contenders, job["repeats"]
 
 
-def result(config, contenders, args):
+def result(config, contenders, args, repeats=None):
     """The report's entry for `config`; `contenders` maps each name to its
-    status, timing and memory."""
+    status, timing and memory; `repeats`, where given, replaces the config's
+    timed calls."""
     entries = [dict(name=name, **contenders[name])
                for name in config.contenders]
     base = entries[0].get("median_ms")
     for c in entries:
         if base and "median_ms" in c:
             c["ratio"] = c["median_ms"] / base
-    warmup, repeats = config.calls(WARMUP[args.size], args.repeats)
+    warmup, config_repeats = config.calls(WARMUP[args.size], args.repeats)
+    repeats = config_repeats if repeats is None else repeats
     return {"suite": config.suite, "backend": config.backend,
             "mode": config.mode, "params": config.params,
             "series": config.series, "warmup": warmup, "repeats": repeats,
@@ -319,8 +350,8 @@ def table(report):
     s = report["settings"]
     capped = sorted({(r["repeats"], r["warmup"]) for r in report["results"]}
                     - {(s["repeats"], s["warmup"])})
-    fewer = "".join(f", {r} after {w} where a config caps them"
-                    for r, w in capped)
+    fewer = "".join(f", {r} after {w} where a config or the time cap "
+                    "limits them" for r, w in capped)
     details = (f"{s['size']}: median of {s['repeats']} calls after "
                f"{s['warmup']} warm-up call(s){fewer}; ")
     return markdown_table(report["results"]) + "\n" + caption(report, details)
@@ -361,12 +392,24 @@ def main(argv=None):
 
     # {series: {contender: the failure it first had}}
     failures = {}
-    contenders = {}
+    done = {}
+
+    def keep(index, entry):
+        """Adds a configuration's entry, and rewrites the JSON with what is
+        done so far: a run stopped midway keeps its results."""
+        done[index] = entry
+        report["results"] = [done[i] for i in sorted(done)]
+        if args.json:
+            write_json(report, args.json)
+
     if args.memory:
         for index, (config, module_name) in enumerate(configs):
             on_start(index)
-            contenders[index] = measure_config(
+            start = time.monotonic()
+            contenders, repeats = measure_config(
                 index, config, module_name, args, failures)
+            keep(index, dict(result(config, contenders, args, repeats),
+                             wall_s=round(time.monotonic() - start, 1)))
     else:
         for backend in args.backend:
             jobs = [make_job(index, config, module_name, args,
@@ -375,11 +418,9 @@ def main(argv=None):
                     if config.backend == backend]
             timings = time_jobs(backend, jobs, args, failures, on_start)
             for index, timing in timings.items():
-                contenders[index] = {
+                keep(index, result(configs[index][0], {
                     name: dict(t, memory={"status": args.not_measured})
-                    for name, t in timing.items()}
-    report["results"] = [result(config, contenders[index], args)
-                         for index, (config, _) in enumerate(configs)]
+                    for name, t in timing.items()}, args))
     finish_report(report, table, args)
 
 

@@ -1,5 +1,5 @@
 """A benchmark suite for `test_benchmarks.py`: contenders that succeed,
-raise, crash their process or hang, with no keras import, so that a child
+raise, crash their process, take a second a call or hang, with no keras import, so that a child
 process running it starts in a fraction of a second."""
 
 import os
@@ -13,4 +13,6 @@ def build(contender, backend, mode, params):
         return lambda: os._exit(3)
     if contender == "hangs":
         return lambda: time.sleep(60)
+    if contender == "slow":
+        return lambda: time.sleep(1.0)
     return lambda: None

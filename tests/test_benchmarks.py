@@ -1,5 +1,7 @@
-"""The benchmark runner's grouped timing child (`benchmarks/run.py`): one
-configuration's failure must not lose the others' results."""
+"""The benchmark runner (`benchmarks/run.py`): one configuration's failure
+must not lose the others' results, and the timed calls fit the time cap."""
+
+import pytest
 
 from benchmarks import run
 from benchmarks._runner import Config
@@ -41,3 +43,31 @@ def test_a_failing_config_keeps_the_others_results():
                          "raises": "not run: error at a smaller size"}
     assert len(done[0]["ok"]["times_ms"]) == 2
     assert started == list(range(len(jobs)))
+
+
+def test_fit_repeats_plans_within_the_time_cap():
+    # Set-up 10 s + 4 s; rounds of 2 + 1 s; 0.75 * 100 s leaves 61 s: 20.
+    runs = [(10.0, [5000.0, 2000.0]), (4.0, [1000.0])]
+    assert run.fit_repeats(30, runs, time_cap=100) == 20
+    assert run.fit_repeats(5, runs, time_cap=100) == 5
+    assert run.fit_repeats(30, runs, time_cap=10) == 1  # one call, at least
+    assert run.fit_repeats(30, [(1.0, [0.0])], time_cap=10) == 30
+
+
+@pytest.mark.slow
+def test_memory_runs_size_the_timed_calls():
+    args = run.parse_args(["--quick", "--memory", "--repeats", "20",
+                           "--time-cap", "6"])
+    config = Config("fake", "jax", "eager", {}, ("slow", "raises"))
+    contenders, repeats = run.measure_config(0, config, MODULE, args, {})
+
+    assert contenders["raises"]["status"] == "error: ValueError: refused"
+    slow = contenders["slow"]
+    assert slow["memory"]["status"] == "ok"
+    assert slow["memory"]["calls_ms"][0] >= 1000.0
+    # 1 s a call, so 20 calls cannot fit 6 s: the child makes fewer.
+    assert 1 <= repeats <= 4
+    assert slow["status"] == "ok"
+    assert len(slow["times_ms"]) == repeats
+    entry = run.result(config, contenders, args, repeats)
+    assert entry["repeats"] == repeats
