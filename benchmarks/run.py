@@ -1,8 +1,9 @@
 """The shared benchmark runner of safeloss; see benchmarks/README.md.
 
     python benchmarks/run.py [--quick|--full] [--suite NAME ...]
-        [--backend tensorflow jax torch] [--json PATH] [--markdown PATH]
-        [--repeats N] [--time-cap S] [--mem-cap-gib G] [--[no-]memory]
+        [--backend tensorflow jax torch] [--json PATH [--resume]]
+        [--markdown PATH] [--repeats N] [--time-cap S] [--mem-cap-gib G]
+        [--[no-]memory]
 
 This parent process never imports keras or a backend: the configurations
 run in child processes that choose their backend, and a small parent keeps
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 import psutil
 
@@ -58,6 +60,10 @@ def parse_args(argv):
                    default=list(BACKENDS),
                    help="backends to run (default: all)")
     p.add_argument("--json", metavar="PATH", help="write all results here")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with the run that --json PATH holds (one "
+                   "stopped midway): keep its configurations, run the others "
+                   "and add them")
     p.add_argument("--markdown", metavar="PATH", help="write the table here")
     p.add_argument("--repeats", type=int, metavar="N",
                    help="timed calls per contender "
@@ -80,12 +86,42 @@ def parse_args(argv):
         args.repeats = REPEATS[args.size]
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
+    if args.resume and not args.json:
+        p.error("--resume needs --json PATH")
     if args.memory is None:
         args.memory = args.size == "full"
         args.not_measured = "not measured (--quick)"
     else:
         args.not_measured = "not measured (--no-memory)"
     return args
+
+
+def config_key(config):
+    """What identifies a configuration (a `Config` or a report's entry)
+    from one run to the next."""
+    if isinstance(config, dict):
+        config = SimpleNamespace(**config)
+    return (config.suite, config.backend, config.mode,
+            json.dumps(config.params, sort_keys=True))
+
+
+def earlier_run(path, settings):
+    """The report at `path` to resume, or None where there is none yet.
+
+    Its settings must be this run's (all but the command line), else the
+    two halves would not measure the same thing.
+    """
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        earlier = json.load(f)
+    differ = [f"{k}: {earlier['settings'].get(k)!r} there, {v!r} here"
+              for k, v in settings.items()
+              if k != "argv" and earlier["settings"].get(k) != v]
+    if differ:
+        sys.exit(f"--resume: {path} was run with other settings ("
+                 + "; ".join(differ) + ")")
+    return earlier
 
 
 def discover():
@@ -372,38 +408,51 @@ def main(argv=None):
         for config in suites[name][0].configs(args.size == "quick")
         if config.backend in args.backend
     ]
-    report = start_report(
-        settings={
-            "size": args.size, "repeats": args.repeats,
-            "warmup": WARMUP[args.size],
-            "threads": THREADS, "time_cap_s": args.time_cap,
-            "mem_cap_gib": args.mem_cap_gib, "memory": args.memory,
-            "argv": sys.argv[1:],
-        },
-        results=[],
-    )
-    progress = iter(range(1, len(configs) + 1))
-
-    def on_start(index):
-        config = configs[index][0]
-        print(f"[{next(progress)}/{len(configs)}] {config.suite} "
-              f"{config.backend} {config.mode} {config.params}",
-              file=sys.stderr, flush=True)
-
+    settings = {
+        "size": args.size, "repeats": args.repeats,
+        "warmup": WARMUP[args.size],
+        "threads": THREADS, "time_cap_s": args.time_cap,
+        "mem_cap_gib": args.mem_cap_gib, "memory": args.memory,
+        "argv": sys.argv[1:],
+    }
+    earlier = earlier_run(args.json, settings) if args.resume else None
+    report = start_report(settings=settings, results=[])
     # {series: {contender: the failure it first had}}
     failures = {}
     done = {}
+    kept = []  # the earlier run's entries for configurations not run now
+    if earlier:
+        report["resumed_from"] = {k: v for k, v in earlier.items()
+                                  if k != "results"}
+        before = {config_key(entry): entry for entry in earlier["results"]}
+        for index, (config, _) in enumerate(configs):
+            entry = before.pop(config_key(config), None)
+            if entry:
+                done[index] = entry
+                # Smaller sizes first, so a curve stops where it stopped.
+                note_failures(failures, config.series, {
+                    c["name"]: c["status"] for c in entry["contenders"]})
+        kept = list(before.values())
+    to_run = [index for index in range(len(configs)) if index not in done]
+    progress = iter(range(1, len(to_run) + 1))
+
+    def on_start(index):
+        config = configs[index][0]
+        print(f"[{next(progress)}/{len(to_run)}] {config.suite} "
+              f"{config.backend} {config.mode} {config.params}",
+              file=sys.stderr, flush=True)
 
     def keep(index, entry):
         """Adds a configuration's entry, and rewrites the JSON with what is
         done so far: a run stopped midway keeps its results."""
         done[index] = entry
-        report["results"] = [done[i] for i in sorted(done)]
+        report["results"] = [done[i] for i in sorted(done)] + kept
         if args.json:
             write_json(report, args.json)
 
     if args.memory:
-        for index, (config, module_name) in enumerate(configs):
+        for index in to_run:
+            config, module_name = configs[index]
             on_start(index)
             start = time.monotonic()
             contenders, repeats = measure_config(
@@ -415,12 +464,13 @@ def main(argv=None):
             jobs = [make_job(index, config, module_name, args,
                              config.contenders)
                     for index, (config, module_name) in enumerate(configs)
-                    if config.backend == backend]
+                    if config.backend == backend and index not in done]
             timings = time_jobs(backend, jobs, args, failures, on_start)
             for index, timing in timings.items():
                 keep(index, result(configs[index][0], {
                     name: dict(t, memory={"status": args.not_measured})
                     for name, t in timing.items()}, args))
+    report["results"] = [done[i] for i in sorted(done)] + kept
     finish_report(report, table, args)
 
 

@@ -3,8 +3,10 @@ must not lose the others' results, and the timed calls fit the time cap."""
 
 import pytest
 
+import json
+
 from benchmarks import run
-from benchmarks._runner import Config
+from benchmarks._runner import Config, Suite
 
 MODULE = "tests.bench_suite"
 
@@ -71,3 +73,51 @@ def test_memory_runs_size_the_timed_calls():
     assert len(slow["times_ms"]) == repeats
     entry = run.result(config, contenders, args, repeats)
     assert entry["repeats"] == repeats
+
+
+def _fake_suite(monkeypatch):
+    def make_configs(quick):
+        return [Config("fake", "jax", "eager", {"batch": batch}, ("ok",),
+                       series="curve") for batch in (1, 2, 3)]
+
+    monkeypatch.setattr(run, "discover", lambda: {
+        "fake": (Suite("fake", make_configs), MODULE)})
+
+
+@pytest.mark.slow
+def test_resume_runs_only_what_a_stopped_run_left(monkeypatch, tmp_path,
+                                                   capsys):
+    _fake_suite(monkeypatch)
+    path = str(tmp_path / "run.json")
+    argv = ["--quick", "--memory", "--repeats", "2", "--json", path]
+    run.main(argv)
+    with open(path) as f:
+        report = json.load(f)
+    assert [r["params"] for r in report["results"]] == [
+        {"batch": 1}, {"batch": 2}, {"batch": 3}]
+    assert all(r["wall_s"] > 0 for r in report["results"])
+    # As if stopped during the second config: the file as written after the
+    # first one, where the curve's contender had timed out.
+    first = report["results"][0]
+    first["contenders"][0]["status"] = "timeout"
+    stopped = dict(report, results=[first])
+    del stopped["end_date"], stopped["wall_s"]
+    with open(path, "w") as f:
+        json.dump(stopped, f)
+    capsys.readouterr()
+
+    run.main(argv + ["--resume"])
+    with open(path) as f:
+        resumed = json.load(f)
+    assert resumed["results"][0] == first  # kept as it was
+    assert [r["params"] for r in resumed["results"]] == [
+        {"batch": 1}, {"batch": 2}, {"batch": 3}]
+    # The curve goes on as it would have: it ended at the timeout.
+    assert [r["contenders"][0]["status"] for r in resumed["results"][1:]] \
+        == ["not run: timeout at a smaller size"] * 2
+    assert resumed["resumed_from"]["date"] == report["date"]
+    assert "[2/2] fake jax eager {'batch': 3}" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit, match="repeats: 2 there, 3 here"):
+        run.main(["--quick", "--memory", "--repeats", "3", "--json", path,
+                  "--resume"])
